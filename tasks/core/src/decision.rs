@@ -112,7 +112,7 @@ pub struct FleetAssessment {
 /// Assesses a group: mass failure first, then overload.
 pub fn assess_fleet(snapshot: &GroupSnapshot, policy: &GlobalPolicy) -> FleetAssessment {
     let c = snapshot.counts();
-    let pct = |n: usize| if c.total == 0 { 0 } else { n * 100 / c.total };
+    let pct = |n: usize| (n * 100).checked_div(c.total).unwrap_or(0);
     if c.total >= policy.outage_min_targets as usize
         && c.failing * 100 > usize::from(policy.max_unhealthy_percent) * c.total
     {
@@ -324,7 +324,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         let why = if diagnosis.class == FaultClass::Unknown {
             "the cause is unknown, so autoheal starts at the gentlest rung".to_owned()
         } else {
-            diagnosis.summary.clone()
+            diagnosis.summary.trim_end_matches('.').to_owned()
         };
         (
             action,

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Diagnostics;
-use crate::health::{HealthState, TargetHealth};
+use crate::health::TargetHealth;
 use crate::observe::{AgentPing, CommandStatus, InstanceInfo};
 
 /// The type of a fact's value.
@@ -343,11 +343,11 @@ impl Facts {
     }
 }
 
-/// `HealthState` strings stay in step with [`HEALTH_STATES`].
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diagnostics::{parse_diagnostics, tests::HEALTHY};
+    use crate::health::HealthState;
     use crate::ids::InstanceId;
     use crate::observe::StatusCheck;
 

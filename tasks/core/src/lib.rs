@@ -21,6 +21,7 @@ pub mod incident;
 pub mod observe;
 pub mod policy;
 pub mod ports;
+pub mod reference;
 pub mod rules;
 pub mod time;
 

@@ -263,6 +263,56 @@ enum Condition {
     },
 }
 
+impl fmt::Display for Condition {
+    /// Renders a condition for people: `diag.cpu_percent ≥ 95 or diag.load_per_core ≥ 4`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |f: &mut fmt::Formatter<'_>, items: &[Condition], sep: &str| -> fmt::Result {
+            for (i, c) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(sep)?;
+                }
+                match c {
+                    Condition::All(v) | Condition::Any(v) if v.len() > 1 => write!(f, "({c})")?,
+                    _ => write!(f, "{c}")?,
+                }
+            }
+            Ok(())
+        };
+        match self {
+            Condition::All(items) => join(f, items, " and "),
+            Condition::Any(items) => join(f, items, " or "),
+            Condition::Not(inner) => write!(f, "not ({inner})"),
+            Condition::Leaf {
+                fact, op, expected, ..
+            } => {
+                let v = match expected {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                    other => other.to_string(),
+                };
+                match op {
+                    Op::Eq => write!(f, "{fact} = {v}"),
+                    Op::Ne => write!(f, "{fact} ≠ {v}"),
+                    Op::In => write!(f, "{fact} ∈ {{{v}}}"),
+                    Op::Gt => write!(f, "{fact} > {v}"),
+                    Op::Gte => write!(f, "{fact} ≥ {v}"),
+                    Op::Lt => write!(f, "{fact} < {v}"),
+                    Op::Lte => write!(f, "{fact} ≤ {v}"),
+                    Op::Matches => write!(f, "{fact} ~ /{v}/"),
+                    Op::Exists if expected == &serde_json::Value::Bool(true) => {
+                        write!(f, "{fact} is observed")
+                    }
+                    Op::Exists => write!(f, "{fact} is not observed"),
+                }
+            }
+        }
+    }
+}
+
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -272,6 +322,13 @@ pub struct Rule {
     pub priority: i32,
     pub description: String,
     when: Condition,
+}
+
+impl Rule {
+    /// The rule's condition, rendered for people.
+    pub fn condition_text(&self) -> String {
+        self.when.to_string()
+    }
 }
 
 /// A validated rules file, ready to classify.
@@ -923,6 +980,18 @@ mod tests {
         let bad = one_rule(r#"{"fact":"diag.present","eq":true}"#)
             .replace("\"version\":1", "\"version\":2");
         assert_eq!(parse(&bad).expect_err("version").path, "version");
+    }
+
+    #[test]
+    fn conditions_render_for_people() {
+        let rules = parse(&one_rule(
+            r#"{"all":[{"fact":"ssm.command","in":["undeliverable","timed_out"]},{"any":[{"fact":"diag.cpu_percent","gte":95},{"fact":"diag.dns_ok","eq":false}]}]}"#,
+        ))
+        .expect("valid");
+        assert_eq!(
+            rules.rules[0].condition_text(),
+            "ssm.command ∈ {undeliverable | timed_out} and (diag.cpu_percent ≥ 95 or diag.dns_ok = false)"
+        );
     }
 
     #[test]

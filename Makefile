@@ -1,0 +1,38 @@
+# autoheal: the two set-up commands are `make demo` and `make test` (README, Quick start).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+# Tests that build SDK clients must never probe the instance-metadata address (DESIGN.md §9).
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: help demo test lint fmt bench schema docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+demo: ## run the main job on the embedded default (today: the decision engine over every fault kind)
+	@$(CARGO) run --quiet --locked -p autoheal-tests --bin fault-walkthrough
+
+test: ## every test: unit, property, end-to-end (installs nothing beyond the Rust toolchain yet)
+	$(CARGO) test --workspace --locked
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+bench: ## measure, write bench/results.json, print a table
+	$(CARGO) run --quiet --locked --release -p autoheal-tests --bin bench-core -- bench/results.json
+
+schema: ## regenerate ssm/diagnostics.schema.json from the Rust types
+	AUTOHEAL_UPDATE_SCHEMA=1 $(CARGO) test --quiet --locked -p autoheal-core schema
+
+docs: ## regenerate the generated tables in docs/
+	AUTOHEAL_UPDATE_DOCS=1 $(CARGO) test --quiet --locked -p autoheal-tests fault_table
+
+clean: ## remove build output and local state
+	$(CARGO) clean
+	rm -rf .autoheal

@@ -1,0 +1,4 @@
+//! One integration test binary, a module per feature (zero-to-production layout).
+
+mod fault_model;
+mod fault_table;
