@@ -191,11 +191,20 @@ impl Scene {
 
     /// Diagnoses host 0 with `rules` and decides under `policy`.
     pub fn run_with(&self, rules: &RuleSet, policy: &GlobalPolicy) -> (Diagnosis, Decision) {
-        let hosts = self.observations();
+        self.decide_on(&self.observations(), rules, policy)
+    }
+
+    /// Diagnoses host 0 of already observed `hosts` and decides under `policy`.
+    pub fn decide_on(
+        &self,
+        hosts: &[Observation],
+        rules: &RuleSet,
+        policy: &GlobalPolicy,
+    ) -> (Diagnosis, Decision) {
         let diagnosis = rules.diagnose(&hosts[0]);
         let snapshot = GroupSnapshot {
             target_group: tg(),
-            targets: hosts.into_iter().map(|o| o.target).collect(),
+            targets: hosts.iter().map(|o| o.target.clone()).collect(),
             in_flight: vec![],
         };
         let incident = Incident {

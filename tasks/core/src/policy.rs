@@ -388,6 +388,62 @@ mod tests {
         GlobalPolicy::parse("policy.json", text)
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| serde_json::json!(n)),
+                any::<f64>().prop_map(|n| serde_json::json!(n)),
+                any::<bool>().prop_map(serde_json::Value::Bool),
+                "\\PC{0,10}".prop_map(serde_json::Value::String),
+                prop::collection::vec("[a-z_]{0,16}", 0..4).prop_map(|v| serde_json::json!(v)),
+                Just(serde_json::json!({"transitions": 3, "window_s": -1})),
+                Just(
+                    serde_json::json!({"i-0123abcd": {"allowed_actions": ["reboot"], "cooldown_s": 5}})
+                ),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_policies_load_or_fail_cleanly(fields in prop::collection::vec((
+                prop::sample::select(vec![
+                    "version", "dry_run", "min_healthy_percent", "max_unhealthy_percent", "outage_min_targets",
+                    "overload_slow_percent", "max_concurrent_heals", "cooldown_s", "flapping", "ladder",
+                    "approval_required_for", "services", "instances", "bogus",
+                ]),
+                value(),
+            ), 0..8)) {
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                if let Ok(p) = parse(&serde_json::Value::Object(obj).to_string()) {
+                    prop_assert!(p.min_healthy_percent <= 100 && p.max_concurrent_heals >= 1);
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics_the_policy_loader(s in "\\PC{0,200}") {
+                let _ = parse(&s);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let err =
+            GlobalPolicy::parse("deploy/policy.json", r#"{"dry_run": "yes"}"#).expect_err("type");
+        assert!(
+            err.to_string()
+                .starts_with("deploy/policy.json: at dry_run: "),
+            "{err}"
+        );
+        assert_eq!(err.fix, "use true or false");
+    }
+
     #[test]
     fn an_empty_policy_is_the_default() {
         assert_eq!(parse("{}").expect("valid"), GlobalPolicy::default());

@@ -982,6 +982,116 @@ mod tests {
         assert_eq!(parse(&bad).expect_err("version").path, "version");
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Arbitrary JSON, biased toward the shapes of a rules file.
+        pub(crate) fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::Bool),
+                any::<i64>().prop_map(|n| serde_json::json!(n)),
+                any::<f64>().prop_map(|n| serde_json::json!(n)),
+                prop::sample::select(vec![
+                    "all",
+                    "any",
+                    "not",
+                    "fact",
+                    "eq",
+                    "in",
+                    "gt",
+                    "matches",
+                    "exists",
+                    "diag.cpu_percent",
+                    "elb.reason",
+                    "ssm.command",
+                    "Application",
+                    "(",
+                    "[a-",
+                    ".*",
+                    "undeliverable",
+                ])
+                .prop_map(|s| serde_json::Value::String(s.to_owned())),
+                "\\PC{0,12}".prop_map(serde_json::Value::String),
+            ];
+            leaf.prop_recursive(6, 64, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(vec![
+                                "version",
+                                "rules",
+                                "id",
+                                "class",
+                                "confidence",
+                                "priority",
+                                "description",
+                                "when",
+                                "all",
+                                "any",
+                                "not",
+                                "fact",
+                                "eq",
+                                "ne",
+                                "in",
+                                "gt",
+                                "gte",
+                                "lt",
+                                "lte",
+                                "matches",
+                                "exists",
+                                "min_confidence",
+                                "bogus",
+                            ]),
+                            inner,
+                        ),
+                        0..7,
+                    )
+                    .prop_map(|kv| {
+                        serde_json::Value::Object(
+                            kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                        )
+                    }),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_json_never_panics_the_rules_loader(v in json()) {
+                let _ = RuleSet::parse("fuzz.json", &v.to_string());
+            }
+
+            #[test]
+            fn arbitrary_conditions_in_a_valid_frame_load_or_fail_cleanly(when in json()) {
+                let text = serde_json::json!({"version": 1, "rules": [{"id": "f", "class": "Network", "confidence": 0.5, "description": "d", "when": when}]}).to_string();
+                if let Ok(rules) = RuleSet::parse("fuzz.json", &text) {
+                    let _ = rules.classify(&Facts::default());
+                    let _ = rules.rules[0].condition_text();
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics_the_rules_loader(s in "\\PC{0,200}") {
+                let _ = RuleSet::parse("fuzz.json", &s);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let err = RuleSet::parse("custom/rules.json", "{}").expect_err("missing fields");
+        assert_eq!(err.file, "custom/rules.json");
+        assert!(
+            err.to_string().starts_with("custom/rules.json: at "),
+            "{err}"
+        );
+    }
+
     #[test]
     fn conditions_render_for_people() {
         let rules = parse(&one_rule(
