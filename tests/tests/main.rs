@@ -2,3 +2,4 @@
 
 mod fault_model;
 mod fault_table;
+mod statemachine;

@@ -18,6 +18,7 @@ pub mod facts;
 pub mod health;
 pub mod ids;
 pub mod incident;
+pub mod limits;
 pub mod observe;
 pub mod policy;
 pub mod ports;
