@@ -14,8 +14,17 @@ help: ## list the targets
 demo: ## run the main job on the embedded default (today: the decision engine over every fault kind)
 	@$(CARGO) run --quiet --locked -p autoheal-tests --bin fault-walkthrough
 
-test: ## every test: unit, property, end-to-end (installs nothing beyond the Rust toolchain yet)
+# Every state machine in the repository, checked by the reference validator from npm.
+ASL_FILES := $(shell git ls-files '*.asl.json' 2>/dev/null)
+ASL_VALIDATOR := tools/node_modules/.bin/asl-validator
+
+$(ASL_VALIDATOR): tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(ASL_VALIDATOR) ## every test: unit, property, end-to-end, and asl-validator on every .asl.json
 	$(CARGO) test --workspace --locked
+	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -25,7 +34,9 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 bench: ## measure, write bench/results.json, print a table
-	$(CARGO) run --quiet --locked --release -p autoheal-tests --bin bench-core -- bench/results.json
+	$(CARGO) build --quiet --locked --release -p autoheal-tests --bins
+	target/release/bench-core bench/results.json
+	target/release/bench-asl bench/results.json
 
 schema: ## regenerate ssm/diagnostics.schema.json from the Rust types
 	AUTOHEAL_UPDATE_SCHEMA=1 $(CARGO) test --quiet --locked -p autoheal-core schema

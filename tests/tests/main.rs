@@ -1,5 +1,6 @@
 //! One integration test binary, a module per feature (zero-to-production layout).
 
+mod cli;
 mod fault_model;
 mod fault_table;
 mod statemachine;

@@ -11,6 +11,7 @@
 pub mod choice;
 pub mod definition;
 pub mod error;
+pub mod graph;
 pub mod history;
 pub mod intrinsics;
 pub mod path;

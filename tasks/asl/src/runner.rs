@@ -202,6 +202,8 @@ pub struct Runner<'a, R: TaskResources> {
     rng: Cell<u64>,
     started: Cell<Option<Instant>>,
     input: RefCell<Value>,
+    /// The last formatted timestamp (milliseconds, text).
+    stamp: RefCell<(i64, String)>,
 }
 
 fn matches(list: &[String], error: &str) -> bool {
@@ -211,6 +213,46 @@ fn matches(list: &[String], error: &str) -> bool {
             || (!terminal
                 && (e == "States.ALL" || (e == "States.TaskFailed" && error != "States.Timeout")))
     })
+}
+
+/// The length of a value's compact JSON text, without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Whether a payload template reads the context object (`$$` paths, also inside intrinsics).
+fn reads_context(tpl: &Value) -> bool {
+    match tpl {
+        Value::Object(m) => m.iter().any(|(k, v)| {
+            (k.ends_with(".$") && v.as_str().is_some_and(|s| s.contains("$$"))) || reads_context(v)
+        }),
+        Value::Array(a) => a.iter().any(reads_context),
+        _ => false,
+    }
+}
+
+/// The context object for a path, or a placeholder when the path does not read it.
+fn needs_ctx<'c>(path: Option<&str>, ctx: impl FnOnce() -> &'c Value) -> &'c Value {
+    static EMPTY: Value = Value::Null;
+    if path.is_some_and(|p| p.starts_with("$$")) {
+        ctx()
+    } else {
+        &EMPTY
+    }
 }
 
 fn resource_parts(resource: &str) -> (String, String) {
@@ -239,6 +281,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
             rng: Cell::new(seed),
             started: Cell::new(None),
             input: RefCell::new(Value::Null),
+            stamp: RefCell::new((0, String::new())),
         }
     }
 
@@ -254,6 +297,17 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// The current time as history text; virtual time often stands still, so the last
+    /// formatted instant is kept.
+    fn now_text(&self) -> String {
+        let ms = self.now_ms();
+        let mut cache = self.stamp.borrow_mut();
+        if cache.0 != ms || cache.1.is_empty() {
+            *cache = (ms, format_ms(ms));
+        }
+        cache.1.clone()
     }
 
     fn now_ms(&self) -> i64 {
@@ -287,7 +341,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
             map.insert(key.to_owned(), d);
         }
         events.push(Event {
-            timestamp: format_ms(self.now_ms()),
+            timestamp: self.now_text(),
             kind: kind.to_owned(),
             id,
             previous_event_id: cur.0.get(),
@@ -314,7 +368,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 "RedriveCount": 0,
             },
             "StateMachine": { "Id": self.opts.state_machine_arn(), "Name": self.opts.state_machine_name },
-            "State": { "Name": state.name, "EnteredTime": format_ms(self.now_ms()), "RetryCount": retry },
+            "State": { "Name": state.name, "EnteredTime": self.now_text(), "RetryCount": retry },
         });
         if let Some(obj) = ctx.as_object_mut() {
             if let Some((i, v)) = item {
@@ -328,9 +382,10 @@ impl<'a, R: TaskResources> Runner<'a, R> {
     }
 
     fn check_size(&self, v: &Value, what: &str) -> Result<(), StatesError> {
-        let n = serde_json::to_string(v)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX);
+        self.check_len(json_len(v), what)
+    }
+
+    fn check_len(&self, n: usize, what: &str) -> Result<(), StatesError> {
         if n > self.opts.max_payload_bytes {
             return Err(StatesError::new(
                 "States.DataLimitExceeded",
@@ -449,34 +504,56 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         cur: &'s Cursor,
     ) -> Result<(Value, Option<&'s str>), StatesError> {
         let ty = state.kind.type_name();
+        let text = input.to_string();
+        self.check_len(text.len(), &format!("input of state {:?}", state.name))?;
         self.emit(
             cur,
             &format!("{ty}StateEntered"),
-            Some(json!({"name": state.name, "input": input.to_string()})),
+            Some(json!({"name": state.name, "input": text})),
         )?;
-        self.check_size(&input, &format!("input of state {:?}", state.name))?;
         let next = match &state.transition {
             Transition::Next(n) => Some(n.as_str()),
             _ => None,
         };
-        let ctx = self.context(state, 0, item, None);
-        let effective = || path::apply_filter(state.input_path.path(), &input, &ctx);
+        // The context object costs a copy of the execution input: build it only when read.
+        let ctx_cell = std::cell::OnceCell::new();
+        let ctx = || ctx_cell.get_or_init(|| self.context(state, 0, item, None));
+        let effective = || {
+            path::apply_filter(
+                state.input_path.path(),
+                &input,
+                needs_ctx(state.input_path.path(), ctx),
+            )
+        };
         let output = match &state.kind {
             Kind::Pass(p) => {
                 let eff = effective()?;
                 let result = match (&p.parameters, &p.result) {
-                    (Some(t), _) => path::template(t, &eff, &ctx, &mut || self.random())?,
+                    (Some(t), _) => path::template(
+                        t,
+                        &eff,
+                        if reads_context(t) {
+                            ctx()
+                        } else {
+                            &Value::Null
+                        },
+                        &mut || self.random(),
+                    )?,
                     (None, Some(r)) => r.clone(),
                     (None, None) => eff,
                 };
                 let merged = path::insert(p.result_path.path(), input.clone(), result)?;
-                path::apply_filter(state.output_path.path(), &merged, &ctx)?
+                path::apply_filter(
+                    state.output_path.path(),
+                    &merged,
+                    needs_ctx(state.output_path.path(), ctx),
+                )?
             }
             Kind::Choice(c) => {
                 let eff = effective()?;
                 let mut chosen = None;
                 for b in &c.choices {
-                    if choice::evaluate(&b.rule, &eff, &ctx)? {
+                    if choice::evaluate(&b.rule, &eff, ctx())? {
                         chosen = Some(b.next.as_str());
                         break;
                     }
@@ -490,7 +567,11 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                         ),
                     )
                 })?;
-                let out = path::apply_filter(state.output_path.path(), &eff, &ctx)?;
+                let out = path::apply_filter(
+                    state.output_path.path(),
+                    &eff,
+                    needs_ctx(state.output_path.path(), ctx),
+                )?;
                 self.exit(state, &out, cur)?;
                 return Ok((out, Some(chosen)));
             }
@@ -499,24 +580,32 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 let secs: f64 = match w {
                     WaitFor::Seconds(s) => *s as f64,
                     WaitFor::SecondsPath(p) => {
-                        let v = path::select(p, &eff, &ctx)?;
+                        let v = path::select(p, &eff, ctx())?;
                         v.as_u64().map(|n| n as f64).ok_or_else(|| {
                             StatesError::runtime(format!("The SecondsPath '{p}' of state {:?} must point to a non-negative integer, found {v}", state.name))
                         })?
                     }
                     WaitFor::Timestamp(t) => self.until(t, &state.name)?,
                     WaitFor::TimestampPath(p) => {
-                        let v = path::select(p, &eff, &ctx)?;
+                        let v = path::select(p, &eff, ctx())?;
                         let t = v.as_str().ok_or_else(|| StatesError::runtime(format!("The TimestampPath '{p}' must point to a timestamp string, found {v}")))?;
                         self.until(t, &state.name)?
                     }
                 };
                 tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
-                path::apply_filter(state.output_path.path(), &eff, &ctx)?
+                path::apply_filter(
+                    state.output_path.path(),
+                    &eff,
+                    needs_ctx(state.output_path.path(), ctx),
+                )?
             }
             Kind::Succeed => {
                 let eff = effective()?;
-                let out = path::apply_filter(state.output_path.path(), &eff, &ctx)?;
+                let out = path::apply_filter(
+                    state.output_path.path(),
+                    &eff,
+                    needs_ctx(state.output_path.path(), ctx),
+                )?;
                 self.exit(state, &out, cur)?;
                 return Ok((out, None));
             }
@@ -531,11 +620,11 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                         let v = if intrinsics::is_intrinsic(p) {
                             intrinsics::evaluate(
                                 p,
-                                &|q: &str| path::select(q, &eff, &ctx),
+                                &|q: &str| path::select(q, &eff, ctx()),
                                 &mut || self.random(),
                             )?
                         } else {
-                            path::select(p, &eff, &ctx)?
+                            path::select(p, &eff, ctx())?
                         };
                         Ok(v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                     };
@@ -548,16 +637,17 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 return self.run_with_handling(state, input, item, cur, next).await;
             }
         };
-        self.check_size(&output, &format!("output of state {:?}", state.name))?;
         self.exit(state, &output, cur)?;
         Ok((output, next))
     }
 
     fn exit(&self, state: &State, output: &Value, cur: &Cursor) -> Result<(), StatesError> {
+        let text = output.to_string();
+        self.check_len(text.len(), &format!("output of state {:?}", state.name))?;
         self.emit(
             cur,
             &format!("{}StateExited", state.kind.type_name()),
-            Some(json!({"name": state.name, "output": output.to_string()})),
+            Some(json!({"name": state.name, "output": text})),
         )
     }
 
@@ -656,15 +746,19 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         item: Option<&(usize, Value)>,
         retry: u32,
     ) -> Result<Value, StatesError> {
-        let ctx = self.context(state, retry, item, None);
+        let ctx_cell = std::cell::OnceCell::new();
+        let ctx = || ctx_cell.get_or_init(|| self.context(state, retry, item, None));
         let selected = match &h.result_selector {
-            Some(t) => path::template(t, &raw, &ctx, &mut || self.random())?,
+            Some(t) if reads_context(t) => path::template(t, &raw, ctx(), &mut || self.random())?,
+            Some(t) => path::template(t, &raw, &Value::Null, &mut || self.random())?,
             None => raw,
         };
         let merged = path::insert(h.result_path.path(), input.clone(), selected)?;
-        let out = path::apply_filter(state.output_path.path(), &merged, &ctx)?;
-        self.check_size(&out, &format!("output of state {:?}", state.name))?;
-        Ok(out)
+        path::apply_filter(
+            state.output_path.path(),
+            &merged,
+            needs_ctx(state.output_path.path(), ctx),
+        )
     }
 
     fn seconds_of(
@@ -697,14 +791,16 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         cur: &'s Cursor,
         retry: u32,
     ) -> Result<Value, StatesError> {
-        let ctx = self.context(state, retry, item, None);
+        let token = match &state.kind {
+            Kind::Task(t) if t.waits_for_token() => {
+                Some(format!("{:016x}{:016x}", self.random(), self.random()))
+            }
+            _ => None,
+        };
+        let ctx = self.context(state, retry, item, token.as_deref());
         let eff = path::apply_filter(state.input_path.path(), input, &ctx)?;
         match &state.kind {
             Kind::Task(t) => {
-                let token = t
-                    .waits_for_token()
-                    .then(|| format!("{:016x}{:016x}", self.random(), self.random()));
-                let ctx = self.context(state, retry, item, token.as_deref());
                 let params = match &t.handling.parameters {
                     Some(tpl) => path::template(tpl, &eff, &ctx, &mut || self.random())?,
                     None => eff.clone(),

@@ -1,0 +1,179 @@
+//! The `autoheal` command as a person runs it: the text it prints and its exit codes.
+
+use autoheal::{Cli, Output, run};
+use autoheal_tests::repo_root;
+use clap::Parser;
+
+fn autoheal(args: &[&str]) -> Output {
+    let root = repo_root();
+    let args: Vec<String> = std::iter::once("autoheal".to_owned())
+        .chain(args.iter().map(|a| {
+            if a.starts_with("statemachine/") {
+                root.join(a).display().to_string()
+            } else {
+                (*a).to_owned()
+            }
+        }))
+        .collect();
+    run(Cli::try_parse_from(args).expect("valid command line")).expect("runs")
+}
+
+const RUN: &[&str] = &[
+    "asl",
+    "run",
+    "--definition",
+    "statemachine/autoheal.asl.json",
+    "--input",
+    "statemachine/mocks/input.json",
+    "--mock-config",
+    "statemachine/mocks/autoheal.mock.json",
+    "--test-case",
+];
+
+#[test]
+fn validate_accepts_the_shipped_state_machine_and_rules() {
+    let out = autoheal(&["validate", "--definition", "statemachine/autoheal.asl.json"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ok       ") && out.stdout.contains("(13 rules)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn validate_names_the_state_and_field_of_every_problem() {
+    let dir = std::env::temp_dir().join(format!("autoheal-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("bad.asl.json");
+    std::fs::write(&bad, r#"{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"r","Next":"Gone"},"B":{"Type":"Succeed"}}}"#).expect("write");
+    let out = autoheal(&["validate", "--definition", bad.to_str().expect("utf8")]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("at States.A.Next: \"Gone\" is not a state"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("at States.B: state \"B\" is unreachable"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("fix: "), "{}", out.stdout);
+}
+
+#[test]
+fn asl_run_prints_the_status_the_retries_and_the_history() {
+    let out = autoheal(&[RUN, &["RetriedThrottle"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("status     SUCCEEDED after 5m11s (virtual time)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("2 task failures"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("TaskFailed               Throttled: ssm: Rate exceeded"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("TaskScheduled            autoheal-Diagnose"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn asl_run_json_is_the_execution_with_step_functions_event_types() {
+    let out = autoheal(&[RUN, &["CaughtHealFailure", "--json"]].concat());
+    assert_eq!(out.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["status"], "SUCCEEDED");
+    let failed: Vec<&serde_json::Value> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "TaskFailed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["taskFailedEventDetails"]["error"], "HealFailed");
+}
+
+#[test]
+fn an_unknown_test_case_is_a_usage_error_naming_the_cases() {
+    let root = repo_root();
+    let args = [
+        "autoheal",
+        "asl",
+        "run",
+        "--definition",
+        &root
+            .join("statemachine/autoheal.asl.json")
+            .display()
+            .to_string(),
+        "--mock-config",
+        &root
+            .join("statemachine/mocks/autoheal.mock.json")
+            .display()
+            .to_string(),
+        "--test-case",
+        "Nope",
+    ];
+    let err = run(Cli::try_parse_from(args).expect("parses")).expect_err("unknown case");
+    assert!(err.0.contains("HappyPath"), "{}", err.0);
+}
+
+#[test]
+fn the_graph_of_an_execution_colours_the_path_taken() {
+    let dir = std::env::temp_dir().join(format!("autoheal-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let hist = dir.join("history.json");
+    let out = autoheal(&[RUN, &["Escalation", "--json"]].concat());
+    std::fs::write(&hist, &out.stdout).expect("write");
+    let mermaid = autoheal(&[
+        "graph",
+        "--definition",
+        "statemachine/autoheal.asl.json",
+        "--history",
+        hist.to_str().expect("utf8"),
+        "--format",
+        "mermaid",
+    ]);
+    assert!(mermaid.stdout.contains("flowchart TD"));
+    assert!(
+        mermaid.stdout.contains("classDef succeeded"),
+        "{}",
+        mermaid.stdout
+    );
+    let html = autoheal(&[
+        "graph",
+        "--definition",
+        "statemachine/autoheal.asl.json",
+        "--history",
+        hist.to_str().expect("utf8"),
+        "--format",
+        "html",
+    ]);
+    assert!(
+        html.stdout.contains("<svg") && !html.stdout.contains("src=\"http"),
+        "self-contained"
+    );
+    let dot = autoheal(&[
+        "graph",
+        "--definition",
+        "statemachine/autoheal.asl.json",
+        "--format",
+        "dot",
+    ]);
+    assert!(
+        dot.stdout.starts_with("digraph") && dot.stdout.contains("cluster_"),
+        "{}",
+        &dot.stdout[..200.min(dot.stdout.len())]
+    );
+}
