@@ -1548,7 +1548,7 @@ fn layout(model: &Model<'_>, m: usize, top: bool) -> Laid {
             let (tx, ty) = (center(dm), ytop(dm));
             curve(&mut d, cx, cy, tx, ty);
             if label_at.is_none() {
-                label_at = Some(((cx + tx) / 2.0, (cy + ty) / 2.0));
+                label_at = Some((cx * 0.3 + tx * 0.7, cy * 0.3 + ty * 0.7));
             }
             cx = tx;
             cy = ybottom(dm);
@@ -1556,7 +1556,9 @@ fn layout(model: &Model<'_>, m: usize, top: bool) -> Laid {
         }
         let (tx, ty) = (in_port[ei], ytop(b));
         curve(&mut d, cx, cy, tx, ty);
-        let (lx, ly) = label_at.unwrap_or(((cx + tx) / 2.0, (cy + ty) / 2.0));
+        // Labels near the target end: edges leaving one Choice fan out towards different
+        // targets, so their labels do not pile up at the source.
+        let (lx, ly) = label_at.unwrap_or((cx * 0.3 + tx * 0.7, cy * 0.3 + ty * 0.7));
         wires.push(Wire {
             d,
             catch: e.catch,
@@ -1894,7 +1896,7 @@ h2{font-size:16px;font-weight:600;margin:26px 0 6px}
 .legend span{display:inline-flex;align-items:center;gap:6px}
 .legend i{display:inline-block;width:14px;height:14px;border-radius:3px;border:1.5px solid}
 .graph{overflow:auto;border:1px solid #e5e7eb;border-radius:10px;background:#fcfcfd;padding:8px}
-.graph svg{display:block;margin:0 auto}
+.graph svg{display:block;margin:0 auto;max-width:100%;height:auto}
 svg text{font-family:inherit}
 .n>.shape{fill:#fff;stroke:#64748b;stroke-width:1.5}
 .n>.name{font-size:13px;fill:#111827}
