@@ -177,3 +177,32 @@ fn the_graph_of_an_execution_colours_the_path_taken() {
         &dot.stdout[..200.min(dot.stdout.len())]
     );
 }
+
+#[test]
+fn real_time_runs_take_the_time_their_waits_say_and_virtual_runs_do_not() {
+    let dir = std::env::temp_dir().join(format!("autoheal-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let def = dir.join("wait.asl.json");
+    std::fs::write(
+        &def,
+        r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}}"#,
+    )
+    .expect("write");
+    let def = def.to_str().expect("utf8");
+    let t = std::time::Instant::now();
+    let out = autoheal(&["asl", "run", "--definition", def, "--real-time"]);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(out.stdout.contains("(real time)"), "{}", out.stdout);
+    let t = std::time::Instant::now();
+    let out = autoheal(&["asl", "run", "--definition", def]);
+    assert!(t.elapsed() < std::time::Duration::from_millis(900));
+    assert!(
+        out.stdout.contains("SUCCEEDED after 1.0s (virtual time)"),
+        "{}",
+        out.stdout
+    );
+}

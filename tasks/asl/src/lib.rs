@@ -40,6 +40,20 @@ pub fn run_virtual<R: TaskResources>(
     Ok(rt.block_on(Runner::new(sm, resources, opts).run(input)))
 }
 
+/// Runs one execution on a fresh single-threaded runtime in real time: Waits and backoffs take
+/// the time they say (for runs against real services, or to watch an execution progress).
+pub fn run_real_time<R: TaskResources>(
+    sm: &StateMachine,
+    resources: &R,
+    input: serde_json::Value,
+    opts: RunOptions,
+) -> Result<Execution, std::io::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    Ok(rt.block_on(Runner::new(sm, resources, opts).run(input)))
+}
+
 /// Replaces `${Name}` placeholders in a definition's text (as CDK's `definitionSubstitutions`
 /// do). Unknown placeholders are left as they are.
 pub fn substitute(text: &str, values: &std::collections::BTreeMap<String, String>) -> String {

@@ -77,6 +77,9 @@ pub struct RunArgs {
     /// Print the execution (status, output, error, events) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Let Waits, backoffs and timeouts take real time (default: a virtual clock).
+    #[arg(long)]
+    pub real_time: bool,
     /// Also write the history events as JSON to this file (for `autoheal graph --history`).
     #[arg(long)]
     pub history_out: Option<PathBuf>,
@@ -303,8 +306,12 @@ pub fn execute(a: &RunArgs) -> Result<Execution, CliError> {
         }),
         ..RunOptions::default()
     };
-    autoheal_asl::run_virtual(&sm, &resources, input, opts)
-        .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
+    (if a.real_time {
+        autoheal_asl::run_real_time
+    } else {
+        autoheal_asl::run_virtual
+    })(&sm, &resources, input, opts)
+    .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
 }
 
 fn asl_run(a: &RunArgs) -> Result<Output, CliError> {
@@ -318,7 +325,14 @@ fn asl_run(a: &RunArgs) -> Result<Output, CliError> {
     let stdout = if a.json {
         serde_json::to_string_pretty(&e).map_err(|err| CliError(err.to_string()))? + "\n"
     } else {
-        render_execution(&e)
+        render_execution(
+            &e,
+            if a.real_time {
+                "real time"
+            } else {
+                "virtual time"
+            },
+        )
     };
     Ok(Output {
         stdout,
@@ -350,7 +364,7 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// The execution as a person reads it: status, output, and the history.
-pub fn render_execution(e: &Execution) -> String {
+pub fn render_execution(e: &Execution, clock: &str) -> String {
     let mut out = String::new();
     let status = match e.status {
         Status::Succeeded => "SUCCEEDED",
@@ -359,7 +373,7 @@ pub fn render_execution(e: &Execution) -> String {
     };
     out.push_str(&format!("execution  {}\n", e.execution_arn));
     out.push_str(&format!(
-        "status     {status} after {} (virtual time)\n",
+        "status     {status} after {} ({clock})\n",
         human(e.duration_s)
     ));
     if let Some(err) = &e.error {
