@@ -4,6 +4,13 @@ use autoheal::{Cli, Output, run};
 use autoheal_tests::repo_root;
 use clap::Parser;
 
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("autoheal-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
 fn autoheal(args: &[&str]) -> Output {
     let root = repo_root();
     let args: Vec<String> = std::iter::once("autoheal".to_owned())
@@ -43,8 +50,7 @@ fn validate_accepts_the_shipped_state_machine_and_rules() {
 
 #[test]
 fn validate_names_the_state_and_field_of_every_problem() {
-    let dir = std::env::temp_dir().join(format!("autoheal-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("cli");
     let bad = dir.join("bad.asl.json");
     std::fs::write(&bad, r#"{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"r","Next":"Gone"},"B":{"Type":"Succeed"}}}"#).expect("write");
     let out = autoheal(&["validate", "--definition", bad.to_str().expect("utf8")]);
@@ -131,8 +137,7 @@ fn an_unknown_test_case_is_a_usage_error_naming_the_cases() {
 
 #[test]
 fn the_graph_of_an_execution_colours_the_path_taken() {
-    let dir = std::env::temp_dir().join(format!("autoheal-graph-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("graph");
     let hist = dir.join("history.json");
     let out = autoheal(&[RUN, &["Escalation", "--json"]].concat());
     std::fs::write(&hist, &out.stdout).expect("write");
@@ -180,8 +185,7 @@ fn the_graph_of_an_execution_colours_the_path_taken() {
 
 #[test]
 fn real_time_runs_take_the_time_their_waits_say_and_virtual_runs_do_not() {
-    let dir = std::env::temp_dir().join(format!("autoheal-rt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("rt");
     let def = dir.join("wait.asl.json");
     std::fs::write(
         &def,

@@ -25,33 +25,37 @@ pub use history::Event;
 pub use resources::{MockConfig, MockResources, TaskCall, TaskOutput, TaskResources};
 pub use runner::{Execution, RunOptions, Runner, Status, TaskTokens};
 
-/// Runs one execution on a fresh single-threaded runtime with a paused (virtual) clock: Waits,
-/// backoffs and timeouts take no real time.
+/// Which clock an execution runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Waits, backoffs and timeouts advance virtual time and take no real time.
+    Virtual,
+    /// Waits and backoffs take the time they say (runs against real services).
+    RealTime,
+}
+
+/// Runs one execution to its end on a fresh single-threaded runtime with the given clock.
+pub fn run_blocking<R: TaskResources>(
+    sm: &StateMachine,
+    resources: &R,
+    input: serde_json::Value,
+    opts: RunOptions,
+    clock: Clock,
+) -> Result<Execution, std::io::Error> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(clock == Clock::Virtual);
+    let rt = builder.build()?;
+    Ok(rt.block_on(Runner::new(sm, resources, opts).run(input)))
+}
+
+/// [`run_blocking`] on the virtual clock.
 pub fn run_virtual<R: TaskResources>(
     sm: &StateMachine,
     resources: &R,
     input: serde_json::Value,
     opts: RunOptions,
 ) -> Result<Execution, std::io::Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()?;
-    Ok(rt.block_on(Runner::new(sm, resources, opts).run(input)))
-}
-
-/// Runs one execution on a fresh single-threaded runtime in real time: Waits and backoffs take
-/// the time they say (for runs against real services, or to watch an execution progress).
-pub fn run_real_time<R: TaskResources>(
-    sm: &StateMachine,
-    resources: &R,
-    input: serde_json::Value,
-    opts: RunOptions,
-) -> Result<Execution, std::io::Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
-    Ok(rt.block_on(Runner::new(sm, resources, opts).run(input)))
+    run_blocking(sm, resources, input, opts, Clock::Virtual)
 }
 
 /// Replaces `${Name}` placeholders in a definition's text (as CDK's `definitionSubstitutions`

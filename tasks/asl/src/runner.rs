@@ -410,6 +410,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
             "ExecutionStarted",
             Some(json!({"input": text, "inputDetails": {"truncated": false}, "roleArn": format!("arn:aws:iam::{}:role/StepFunctionsLocal", self.opts.account)})),
         );
+        let mut timed_out = false;
         let result = match started.and_then(|()| self.check_size(&input, "execution input")) {
             Err(e) => Err(e),
             Ok(()) => {
@@ -418,6 +419,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                     Some(t) => tokio::time::timeout(Duration::from_secs(t), body)
                         .await
                         .unwrap_or_else(|_| {
+                            timed_out = true;
                             Err(StatesError::timeout(format!(
                                 "The execution timed out after {t} seconds (TimeoutSeconds)"
                             )))
@@ -437,23 +439,19 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 );
                 (Status::Succeeded, Some(v), None)
             }
-            Err(e) if e.error == "States.Timeout" && e.cause.contains("(TimeoutSeconds)") => {
-                let _ = self.push(
-                    &cur,
-                    "ExecutionTimedOut",
-                    Some(json!({"error": e.error, "cause": e.cause})),
-                    true,
-                );
-                (Status::TimedOut, None, Some(e))
-            }
             Err(e) => {
+                let (kind, status) = if timed_out {
+                    ("ExecutionTimedOut", Status::TimedOut)
+                } else {
+                    ("ExecutionFailed", Status::Failed)
+                };
                 let _ = self.push(
                     &cur,
-                    "ExecutionFailed",
+                    kind,
                     Some(json!({"error": e.error, "cause": e.cause})),
                     true,
                 );
-                (Status::Failed, None, Some(e))
+                (status, None, Some(e))
             }
         };
         let stop = self.now_ms();

@@ -306,11 +306,17 @@ pub fn execute(a: &RunArgs) -> Result<Execution, CliError> {
         }),
         ..RunOptions::default()
     };
-    (if a.real_time {
-        autoheal_asl::run_real_time
-    } else {
-        autoheal_asl::run_virtual
-    })(&sm, &resources, input, opts)
+    autoheal_asl::run_blocking(
+        &sm,
+        &resources,
+        input,
+        opts,
+        if a.real_time {
+            autoheal_asl::Clock::RealTime
+        } else {
+            autoheal_asl::Clock::Virtual
+        },
+    )
     .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
 }
 
