@@ -183,7 +183,11 @@ class Moto:
                 time.sleep(0.05)
             status = d["status"]
             if status == "SUCCEEDED":
-                return result(status, output=json.loads(d.get("output", "null")))
+                raw = d.get("output")
+                try:
+                    return result(status, output=json.loads(raw))
+                except (TypeError, json.JSONDecodeError):
+                    return result("SUCCEEDED_WITHOUT_JSON_OUTPUT", detail=f"output {raw!r}")
             error, cause = d.get("error"), d.get("cause")
             if error is None:
                 # fall back to the history's last event

@@ -526,8 +526,10 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         let output = match &state.kind {
             Kind::Pass(p) => {
                 let eff = effective()?;
-                let result = match (&p.parameters, &p.result) {
-                    (Some(t), _) => path::template(
+                // Parameters is the input of the virtual task and Result its output: with both,
+                // Parameters is still evaluated (its errors surface) but Result is the result.
+                let input_of_task = match &p.parameters {
+                    Some(t) => path::template(
                         t,
                         &eff,
                         if reads_context(t) {
@@ -537,8 +539,11 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                         },
                         &mut || self.random(),
                     )?,
-                    (None, Some(r)) => r.clone(),
-                    (None, None) => eff,
+                    None => eff,
+                };
+                let result = match &p.result {
+                    Some(r) => r.clone(),
+                    None => input_of_task,
                 };
                 let merged = path::insert(p.result_path.path(), input.clone(), result)?;
                 path::apply_filter(

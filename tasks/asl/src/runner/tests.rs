@@ -471,3 +471,18 @@ fn equal_inputs_and_seeds_give_equal_histories() {
     let b = run(&sm, &Script::default(), json!({}));
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_pass_state_with_parameters_and_result_outputs_the_result() {
+    let sm = machine(
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"x.$":"$.a"},"Result":"r","ResultPath":"$.res","End":true}}}"#,
+    );
+    let e = run(&sm, &Script::default(), json!({"a": 1}));
+    assert_eq!(e.output, Some(json!({"a": 1, "res": "r"})));
+    let e = run(&sm, &Script::default(), json!({}));
+    assert_eq!(
+        e.error.as_deref(),
+        Some("States.Runtime"),
+        "Parameters is still evaluated"
+    );
+}
