@@ -23,19 +23,19 @@ $(ASL_VALIDATOR): tools/package.json tools/package-lock.json
 	touch $@
 
 # moto 5.2.5's Step Functions interpreter, from PyPI, for the differential ASL suite.
-MOTO_VENV := .venv-moto
-MOTO_SERVER := $(MOTO_VENV)/bin/moto_server
+VENV := .venv
+MOTO_SERVER := $(VENV)/bin/moto_server
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 $(MOTO_SERVER):
-	python3 -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 
 test: $(ASL_VALIDATOR) $(MOTO_SERVER) ## every test: unit, property, end-to-end, asl-validator, and the ASL runner against moto
 	$(CARGO) test --workspace --locked
 	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
 	$(CARGO) build --quiet --locked -p autoheal
-	$(MOTO_VENV)/bin/python tests/asl-differential/run.py --autoheal $(TARGET_DIR)/debug/autoheal --moto-server $(MOTO_SERVER)
+	$(VENV)/bin/python tests/asl-differential/run.py --autoheal $(TARGET_DIR)/debug/autoheal --moto-server $(MOTO_SERVER)
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -4,7 +4,7 @@ interpreter, and check that both agree on the status, the output (compared as pa
 error name.
 
     python3 tests/asl-differential/run.py \
-        --autoheal target/debug/autoheal --moto-server .venv-moto/bin/moto_server
+        --autoheal target/debug/autoheal --moto-server .venv/bin/moto_server
 
 Needs boto3 (it comes with moto); when the running Python lacks it, the script re-runs itself
 with the Python that sits next to --moto-server. See README.md in this folder.

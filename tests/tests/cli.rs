@@ -210,3 +210,82 @@ fn real_time_runs_take_the_time_their_waits_say_and_virtual_runs_do_not() {
         out.stdout
     );
 }
+
+#[test]
+fn diagnose_classifies_a_hosts_output_and_shows_the_evidence() {
+    let doc = repo_root().join("tests/fixtures/diagnostics/disk_full.json");
+    let out = autoheal(&[
+        "diagnose",
+        "--diagnostics",
+        doc.to_str().expect("utf8"),
+        "--elb-reason",
+        "Target.FailedHealthChecks",
+    ]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.starts_with("class       DiskFull\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("evidence    diag.disk_used_max_percent gte 97 (actual: 100)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("runner-up   Application"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn diagnose_without_output_from_an_unreachable_agent_is_an_agent_failure() {
+    let out = autoheal(&[
+        "diagnose",
+        "--ssm-command",
+        "undeliverable",
+        "--agent",
+        "connection_lost",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["class"], "AgentFailure");
+    assert_eq!(v["rule_id"], "agent.unreachable-host-ok");
+}
+
+#[test]
+fn diagnose_reports_rejected_output_and_stays_unknown() {
+    let dir = scratch("diag");
+    let bad = dir.join("out.txt");
+    std::fs::write(&bad, "{\"schema_version\": 1, \"uptime_s\": -4}").expect("write");
+    let out = autoheal(&[
+        "diagnose",
+        "--diagnostics",
+        bad.to_str().expect("utf8"),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["class"], "Unknown");
+    assert!(
+        v["diagnostics_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("uptime_s")),
+        "{v}"
+    );
+}
+
+#[test]
+fn diagnose_rejects_an_unknown_status_naming_the_flag() {
+    let err = run(
+        Cli::try_parse_from(["autoheal", "diagnose", "--instance-status", "broken"])
+            .expect("parses"),
+    )
+    .expect_err("bad value");
+    assert!(
+        err.0.contains("--instance-status") && err.0.contains("impaired"),
+        "{}",
+        err.0
+    );
+}

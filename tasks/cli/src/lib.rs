@@ -31,6 +31,40 @@ pub enum Command {
     },
     /// Render a state machine (and the path an execution took) as Mermaid, DOT or HTML.
     Graph(GraphArgs),
+    /// Classify one host: what autoheal concludes from the output of ssm/diagnostics.yml and
+    /// what the load balancer, EC2 and SSM report.
+    Diagnose(DiagnoseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// The stdout of ssm/diagnostics.yml (`-` for standard input); omit when SSM delivered nothing.
+    #[arg(long)]
+    pub diagnostics: Option<PathBuf>,
+    /// Target health state (initial, healthy, unhealthy, unused, draining, unavailable, unhealthy.draining).
+    #[arg(long, default_value = "unhealthy")]
+    pub elb_state: String,
+    /// ELB reason code, e.g. Target.Timeout.
+    #[arg(long)]
+    pub elb_reason: Option<String>,
+    /// EC2 instance status check (ok, impaired, insufficient-data, not-applicable, initializing).
+    #[arg(long, default_value = "ok")]
+    pub instance_status: String,
+    /// EC2 system status check.
+    #[arg(long, default_value = "ok")]
+    pub system_status: String,
+    /// Status of the diagnostics SSM command (success, failed, timed_out, delivery_timed_out, undeliverable, ...).
+    #[arg(long, default_value = "success")]
+    pub ssm_command: String,
+    /// SSM agent ping status (online, connection_lost, inactive, not_registered).
+    #[arg(long, default_value = "online")]
+    pub agent: String,
+    /// A rules file (default: the shipped rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Print the diagnosis as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +176,7 @@ pub fn run(cli: Cli) -> Result<Output, CliError> {
             command: AslCommand::Run(a),
         } => asl_run(&a),
         Command::Graph(a) => graph_cmd(&a),
+        Command::Diagnose(a) => diagnose_cmd(&a),
     }
 }
 
@@ -488,4 +523,122 @@ fn graph_cmd(a: &GraphArgs) -> Result<Output, CliError> {
             code: 0,
         }),
     }
+}
+
+fn enum_arg<T: serde::de::DeserializeOwned>(
+    flag: &str,
+    value: &str,
+    accepted: &str,
+) -> Result<T, CliError> {
+    serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
+        CliError(format!(
+            "--{flag} {value:?} is not valid: use one of {accepted}"
+        ))
+    })
+}
+
+/// Classifies one host from its raw outputs, as the Diagnose task does.
+pub fn diagnose_cmd(a: &DiagnoseArgs) -> Result<Output, CliError> {
+    use autoheal_core::facts::Observation;
+    use autoheal_core::health::TargetHealth;
+    use autoheal_core::observe::InstanceInfo;
+    let text = match a.diagnostics.as_deref() {
+        None => None,
+        Some(p) if p == Path::new("-") => {
+            let mut buf = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| CliError(format!("standard input: {e}")))?;
+            Some(buf)
+        }
+        Some(p) => Some(read(p)?),
+    };
+    let (diagnostics, diagnostics_error) =
+        match text.as_deref().map(autoheal_core::parse_diagnostics) {
+            None => (None, None),
+            Some(Ok(d)) => (Some(d), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+        };
+    let instance = autoheal_core::InstanceId::parse("i-00000000000000000")
+        .map_err(|e| CliError(e.to_string()))?;
+    let state = autoheal_core::HealthState::parse(&a.elb_state)
+        .map_err(|e| CliError(format!("--elb-state: {e}")))?;
+    let checks = "ok, impaired, insufficient-data, not-applicable, initializing";
+    let obs = Observation {
+        target: TargetHealth {
+            instance: instance.clone(),
+            port: 80,
+            state,
+            reason: a.elb_reason.clone().map(autoheal_core::ReasonCode::from),
+            description: None,
+            anomaly: None,
+        },
+        instance: Some(InstanceInfo {
+            instance,
+            state: autoheal_core::observe::InstanceState::Running,
+            instance_status: enum_arg("instance-status", &a.instance_status, checks)?,
+            system_status: enum_arg("system-status", &a.system_status, checks)?,
+            tags: BTreeMap::new(),
+            asg: None,
+            launched_at: None,
+        }),
+        command: Some(enum_arg(
+            "ssm-command",
+            &a.ssm_command,
+            "pending, in_progress, delayed, success, failed, cancelled, timed_out, delivery_timed_out, undeliverable",
+        )?),
+        agent: Some(enum_arg(
+            "agent",
+            &a.agent,
+            "online, connection_lost, inactive, not_registered",
+        )?),
+        diagnostics,
+        diagnostics_error: diagnostics_error.clone(),
+    };
+    let rules = match &a.rules {
+        Some(p) => autoheal_core::RuleSet::load(p),
+        None => autoheal_core::RuleSet::builtin(),
+    }
+    .map_err(|e| CliError(e.to_string()))?;
+    let d = rules.diagnose(&obs);
+    let stdout = if a.json {
+        let mut v = serde_json::to_value(&d).map_err(|e| CliError(e.to_string()))?;
+        if let (Some(obj), Some(err)) = (v.as_object_mut(), &diagnostics_error) {
+            obj.insert("diagnostics_error".into(), Value::String(err.clone()));
+        }
+        serde_json::to_string_pretty(&v).map_err(|e| CliError(e.to_string()))? + "\n"
+    } else {
+        let mut out = format!("class       {}\n", d.class);
+        out.push_str(&format!("confidence  {:.2}\n", d.confidence));
+        out.push_str(&format!(
+            "rule        {}\n",
+            d.rule_id.as_deref().unwrap_or("(none matched)")
+        ));
+        out.push_str(&format!("summary     {}\n", d.summary));
+        if let Some(err) = &diagnostics_error {
+            out.push_str(&format!("output      rejected: {err}\n"));
+        }
+        for e in &d.evidence {
+            let actual = e
+                .actual
+                .as_ref()
+                .map_or_else(|| "not observed".to_owned(), ToString::to_string);
+            let expected = e
+                .expected
+                .as_ref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "evidence    {} {}{expected} (actual: {actual})\n",
+                e.fact, e.test
+            ));
+        }
+        for c in &d.candidates {
+            out.push_str(&format!(
+                "runner-up   {} ({}, {:.2})\n",
+                c.class, c.rule_id, c.confidence
+            ));
+        }
+        out
+    };
+    Ok(Output { stdout, code: 0 })
 }
