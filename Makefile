@@ -22,20 +22,23 @@ $(ASL_VALIDATOR): tools/package.json tools/package-lock.json
 	npm ci --prefix tools --no-audit --no-fund --loglevel=error
 	touch $@
 
-# moto 5.2.5's Step Functions interpreter, from PyPI, for the differential ASL suite.
+# The project's Python tools, from PyPI: moto 5.2.5 (the differential ASL suite) and cfn-lint
+# (the synthesized CloudFormation template).
 VENV := .venv
 MOTO_SERVER := $(VENV)/bin/moto_server
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-$(MOTO_SERVER):
+$(MOTO_SERVER) $(VENV)/bin/cfn-lint:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5' 'cfn-lint==1.58.0'
 
-test: $(ASL_VALIDATOR) $(MOTO_SERVER) ## every test: unit, property, end-to-end, asl-validator, and the ASL runner against moto
+test: $(ASL_VALIDATOR) $(MOTO_SERVER) $(VENV)/bin/cfn-lint ## every test: Rust suites, asl-validator, the runner against moto, SSM documents on fake hosts, CDK (tsc, jest, synth, cdk-nag, cfn-lint)
 	$(CARGO) test --workspace --locked
 	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
 	$(CARGO) build --quiet --locked -p autoheal
 	$(VENV)/bin/python tests/asl-differential/run.py --autoheal $(TARGET_DIR)/debug/autoheal --moto-server $(MOTO_SERVER)
+	$(VENV)/bin/python tests/ssm/run.py --autoheal $(TARGET_DIR)/debug/autoheal
+	bash cdk/check.sh
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -3,4 +3,5 @@
 mod cli;
 mod fault_model;
 mod fault_table;
+mod ssm_patterns;
 mod statemachine;

@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// Allow-patterns shared with the SSM documents (`ssm/*.yml` `allowedPattern`). One source: the
-/// documents must carry these exact strings, and a test checks it once the documents exist.
+/// documents carry these exact strings (`tests/tests/ssm_patterns.rs` checks them).
 pub mod patterns {
     /// A systemd unit or SysV service name: starts with an alphanumeric, then alphanumerics and
     /// `_ . @ -`, at most 128 characters. No whitespace, quotes, `$`, `;`, `/` or backslash.
@@ -23,6 +23,12 @@ pub mod patterns {
     pub const CLEANUP_PATH: &str = r"^(/[A-Za-z0-9_.-]+)+/?$";
     /// An HTTP health-check path: starts with `/`, then unreserved URL characters and `/ ? = &`.
     pub const HEALTH_CHECK_PATH: &str = r"^/[A-Za-z0-9_.~/?=&-]{0,255}$";
+    /// The `Services` parameter of the SSM documents: 1 to 16 service names separated by a
+    /// space or comma (or empty). Each element is [`SERVICE_NAME`]; a test checks the two agree.
+    pub const SERVICE_NAME_LIST: &str =
+        r"^([A-Za-z0-9][A-Za-z0-9_.@-]{0,127}([ ,][A-Za-z0-9][A-Za-z0-9_.@-]{0,127}){0,15})?$";
+    /// The `CleanupPaths` parameter: 1 to 16 [`CLEANUP_PATH`]s separated by a space (or empty).
+    pub const CLEANUP_PATH_LIST: &str = r"^((/[A-Za-z0-9_.-]+)+/?( (/[A-Za-z0-9_.-]+)+/?){0,15})?$";
     /// An EC2 instance id.
     pub const INSTANCE_ID: &str = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$";
     /// An incident id: also valid as a Step Functions execution name (1–80 characters).
@@ -57,6 +63,11 @@ impl IdError {
             expected,
         }
     }
+}
+
+/// Compiles one of the [`patterns`] (for callers that check values against them).
+pub fn compile_pattern(pattern: &'static str) -> Regex {
+    compiled(pattern)
 }
 
 fn compiled(pattern: &'static str) -> Regex {
@@ -262,6 +273,27 @@ mod tests {
         ] {
             assert!(Regex::new(p).is_ok(), "{p}");
         }
+    }
+
+    /// `^(E(SEP E){0,15})?$` for an element pattern `^E$`.
+    fn list_of(element: &str, sep: &str) -> String {
+        let e = element.trim_start_matches('^').trim_end_matches('$');
+        format!("^({e}({sep}{e}){{0,15}})?$")
+    }
+
+    #[test]
+    fn the_list_patterns_are_lists_of_the_element_patterns() {
+        assert_eq!(
+            patterns::SERVICE_NAME_LIST,
+            list_of(patterns::SERVICE_NAME, "[ ,]")
+        );
+        assert_eq!(
+            patterns::CLEANUP_PATH_LIST,
+            list_of(patterns::CLEANUP_PATH, " ")
+        );
+        let services = Regex::new(patterns::SERVICE_NAME_LIST).expect("compiles");
+        assert!(services.is_match("app.service nginx,getty@tty1.service"));
+        assert!(!services.is_match("app.service; reboot"));
     }
 
     #[test]
