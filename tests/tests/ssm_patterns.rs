@@ -109,3 +109,45 @@ fn regex_lite(pattern: &'static str) -> impl Fn(&str) -> bool {
     let re = autoheal_core::ids::compile_pattern(pattern);
     move |s| re.is_match(s)
 }
+
+/// `timeoutSeconds` of the document's step.
+fn document_timeout(file: &str) -> u64 {
+    let text = script(file);
+    let line = text
+        .lines()
+        .find(|l| l.trim().starts_with("timeoutSeconds:"))
+        .unwrap_or_else(|| panic!("{file}: no timeoutSeconds"));
+    line.trim()
+        .trim_start_matches("timeoutSeconds:")
+        .trim()
+        .trim_matches('"')
+        .parse()
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn every_document_finishes_inside_the_state_that_runs_it() {
+    use autoheal_asl::definition::{Kind, Seconds};
+    let sm = autoheal_tests::autoheal_definition();
+    let Some(Kind::Map(map)) = sm.state("Heal each target").map(|s| &s.kind) else {
+        panic!("the Map")
+    };
+    for (file, state) in [
+        ("diagnostics.yml", "Diagnose through SSM"),
+        ("restart_services.yml", "Restart service"),
+        ("restart_services.yml", "Clean up disk"),
+        ("verify_health.yml", "Verify health"),
+    ] {
+        let Some(Kind::Task(task)) = map.processor.state(state).map(|s| &s.kind) else {
+            panic!("{state}")
+        };
+        let Some(Seconds::Literal(state_timeout)) = task.timeout else {
+            panic!("{state} has no literal TimeoutSeconds")
+        };
+        let doc = document_timeout(file);
+        assert!(
+            doc < state_timeout,
+            "{file} may run {doc} s but {state} gives up after {state_timeout} s"
+        );
+    }
+}
