@@ -30,6 +30,58 @@ fn seen(o: &Observation) -> String {
     )
 }
 
+/// The state machine on the local runner, with the tasks mocked: the incidents of the mock config.
+fn state_machine_walkthrough() -> Result<(), Box<dyn std::error::Error>> {
+    let root = autoheal_tests::repo_root();
+    let sm = autoheal_tests::autoheal_definition();
+    let config = autoheal_asl::MockConfig::parse(&std::fs::read_to_string(
+        root.join("statemachine/mocks/autoheal.mock.json"),
+    )?)?;
+    let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        root.join("statemachine/mocks/input.json"),
+    )?)?;
+    println!(
+        "\nThe state machine (statemachine/autoheal.asl.json) on the local runner, virtual clock,"
+    );
+    println!("tasks answered by statemachine/mocks/autoheal.mock.json:\n");
+    for case in ["HappyPath", "Escalation", "MassFailureHeld"] {
+        let resources = config.test_case(Some("autoheal"), case)?;
+        let opts = autoheal_asl::RunOptions {
+            execution_name: case.to_owned(),
+            state_machine_name: "autoheal".into(),
+            ..Default::default()
+        };
+        let e = autoheal_asl::run_virtual(&sm, &resources, input.clone(), opts)?;
+        let path: Vec<&str> = e
+            .events
+            .iter()
+            .filter(|x| x.kind.ends_with("StateEntered"))
+            .filter_map(|x| x.detail_str("name"))
+            .collect();
+        println!(
+            "  {case:<16} {:?} after {:.0} s (virtual), {} history events",
+            e.status,
+            e.duration_s,
+            e.events.len()
+        );
+        let mut line = String::from("    ");
+        for (i, p) in path.iter().enumerate() {
+            let piece = if i == 0 {
+                (*p).to_owned()
+            } else {
+                format!(" → {p}")
+            };
+            if line.len() + piece.len() > 110 {
+                println!("{line}");
+                line = String::from("     ");
+            }
+            line.push_str(&piece);
+        }
+        println!("{line}\n");
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let rules = match RuleSet::builtin() {
         Ok(r) => r,
@@ -90,8 +142,12 @@ fn main() -> std::process::ExitCode {
         fault_kinds().len(),
         fault_kinds().len() - mismatches
     );
+    if let Err(e) = state_machine_walkthrough() {
+        eprintln!("error: the state machine walkthrough failed: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     println!(
-        "Not built yet: the state machine and local ASL runner (issue 3), the simulated fleet and the full\n`autoheal demo` with report.html (issue 4). This walkthrough shows the engine those will drive."
+        "\nNot built yet: the simulated fleet that drives the real task handlers, and `autoheal demo` with\nreport.html (issue 4); the AWS adapters and Lambda binaries (issue 5)."
     );
     if mismatches == 0 {
         std::process::ExitCode::SUCCESS
