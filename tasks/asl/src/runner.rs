@@ -529,28 +529,14 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 // Parameters is the input of the virtual task and Result its output: with both,
                 // Parameters is still evaluated (its errors surface) but Result is the result.
                 let input_of_task = match &p.parameters {
-                    Some(t) => path::template(
-                        t,
-                        &eff,
-                        if reads_context(t) {
-                            ctx()
-                        } else {
-                            &Value::Null
-                        },
-                        &mut || self.random(),
-                    )?,
+                    Some(t) => self.fill(t, &eff, ctx)?,
                     None => eff,
                 };
                 let result = match &p.result {
                     Some(r) => r.clone(),
                     None => input_of_task,
                 };
-                let merged = path::insert(p.result_path.path(), input.clone(), result)?;
-                path::apply_filter(
-                    state.output_path.path(),
-                    &merged,
-                    needs_ctx(state.output_path.path(), ctx),
-                )?
+                self.place(state, &p.result_path, &input, result, ctx)?
             }
             Kind::Choice(c) => {
                 let eff = effective()?;
@@ -752,11 +738,37 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         let ctx_cell = std::cell::OnceCell::new();
         let ctx = || ctx_cell.get_or_init(|| self.context(state, retry, item, None));
         let selected = match &h.result_selector {
-            Some(t) if reads_context(t) => path::template(t, &raw, ctx(), &mut || self.random())?,
-            Some(t) => path::template(t, &raw, &Value::Null, &mut || self.random())?,
+            Some(t) => self.fill(t, &raw, ctx)?,
             None => raw,
         };
-        let merged = path::insert(h.result_path.path(), input.clone(), selected)?;
+        self.place(state, &h.result_path, input, selected, ctx)
+    }
+
+    /// Fills a payload template, building the context object only when the template reads it.
+    fn fill<'c>(
+        &self,
+        tpl: &Value,
+        input: &Value,
+        ctx: impl FnOnce() -> &'c Value,
+    ) -> Result<Value, StatesError> {
+        let ctx = if reads_context(tpl) {
+            ctx()
+        } else {
+            &Value::Null
+        };
+        path::template(tpl, input, ctx, &mut || self.random())
+    }
+
+    /// Places a state's result into its raw input at ResultPath, then applies OutputPath.
+    fn place<'c>(
+        &self,
+        state: &State,
+        result_path: &PathField,
+        input: &Value,
+        result: Value,
+        ctx: impl FnOnce() -> &'c Value,
+    ) -> Result<Value, StatesError> {
+        let merged = path::insert(result_path.path(), input.clone(), result)?;
         path::apply_filter(
             state.output_path.path(),
             &merged,
