@@ -615,10 +615,10 @@ def case_specs(tcp_port_open: int, tcp_port_closed: int) -> list[dict]:
     h["df.txt"] += "/dev/nvme2n1     51474912 1200000  50274912       3% /data\n"
     h["df-i.txt"] += "/dev/nvme2n1    3276800   1200 3275600    1% /data\n"
     h["proc/mounts"] += "/dev/nvme2n1 /data ext4 ro,relatime 0 0\n"
-    h["dmesg.txt"] += ("[80000.000001] blk_update_request: I/O error, dev nvme2n1, sector 123456 op 0x1:(WRITE)\n"
-                       "[80000.000002] Buffer I/O error on dev nvme2n1, logical block 15432, lost async page write\n"
-                       "[80000.000003] EXT4-fs error (device nvme2n1): ext4_journal_check_start:83: Detected aborted journal\n"
-                       "[80000.000004] EXT4-fs (nvme2n1): Remounting filesystem read-only\n"
+    h["dmesg.txt"] += ("[86100.000001] blk_update_request: I/O error, dev nvme2n1, sector 123456 op 0x1:(WRITE)\n"
+                       "[86100.000002] Buffer I/O error on dev nvme2n1, logical block 15432, lost async page write\n"
+                       "[86100.000003] EXT4-fs error (device nvme2n1): ext4_journal_check_start:83: Detected aborted journal\n"
+                       "[86100.000004] EXT4-fs (nvme2n1): Remounting filesystem read-only\n"
                        "[    5.000000] blk_update_request: I/O error, dev fd0, sector 0 op 0x0:(READ)\n"
                        "[    5.100000] Buffer I/O error on dev sr0, logical block 0, async page read\n")
     add("disk_corruption", h, "DiskCorruption", "disk.read-only-or-io-errors", checks=[
@@ -644,6 +644,22 @@ def case_specs(tcp_port_open: int, tcp_port_closed: int) -> list[dict]:
         ("agent via pgrep", lambda d: d["ssm_agent"]["active_state"], "active"),
     ])
 
+    # Only the last hour of the kernel log counts: an OOM kill from a day ago classifies nothing.
+    h = al2023_host()
+    h["dmesg.txt"] += ("[ 1200.000001] app invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0\n"
+                       "[ 1200.000002] Out of memory: Killed process 77 (app) total-vm:4000000kB, anon-rss:3500000kB\n")
+    add("old_oom", h, "Unknown", None, checks=[
+        ("old lines not counted", lambda d: d["dmesg"], {"io_errors": 0, "oom_kills": 0, "lines": []}),
+    ])
+
+    # A resolver that never answers is reported as broken, not hidden behind a default.
+    h = al2023_host()
+    h["hang/getent"] = ""
+    add("dns_hangs", h, "Network", "network.no-route-or-dns", max_seconds=14, checks=[
+        ("network", lambda d: d["network"], {"dns_ok": False, "default_route": True}),
+        ("timed_out_checks", lambda d: d["timed_out_checks"], ["network.dns"]),
+    ])
+
     # A check that hangs: df never returns (a stale network mount); the rest is still reported.
     h = al2023_host()
     h["hang/df"] = ""
@@ -655,10 +671,10 @@ def case_specs(tcp_port_open: int, tcp_port_closed: int) -> list[dict]:
 
     # Hostile output: quotes, backslashes, control characters, invalid UTF-8, long and many lines.
     h = al2023_host()
-    nasty = [b"[%d.0] blk_update_request: I/O error, dev xvdf, sector %d" % (10 + i, i) for i in range(30)]
-    nasty += [b'[1.0] EXT4-fs error "quoted" \\back\\slash \x01\x07\x1b[31m I/O error\tx\r',
-             b'[2.0] Buffer I/O error \xff\xfe\xc3\x28 invalid utf-8 }{ ] [ ' + b'A' * 2000,
-             b'[3.0] Out of memory: Killed process 1 ("ev\\il")']
+    nasty = [b"[%d.0] blk_update_request: I/O error, dev xvdf, sector %d" % (86000 + i, i) for i in range(30)]
+    nasty += [b'[86101.0] EXT4-fs error "quoted" \\back\\slash \x01\x07\x1b[31m I/O error\tx\r',
+             b'[86102.0] Buffer I/O error \xff\xfe\xc3\x28 invalid utf-8 }{ ] [ ' + b'A' * 2000,
+             b'[86103.0] Out of memory: Killed process 1 ("ev\\il")']
     h["dmesg.txt"] = b"\n".join(nasty) + b"\n"
     h["ss.txt"] = 'LISTEN 0 128 0.0.0.0:8080 0.0.0.0:* users:(("a\\"pp\\\\",pid=1,fd=3))\nLISTEN 0 1 0.0.0.0:99999 0.0.0.0:*\n'
     h["df.txt"] += "/dev/nvme3n1      1000     10      990       1% /mnt/my disk\n"
@@ -668,7 +684,7 @@ def case_specs(tcp_port_open: int, tcp_port_closed: int) -> list[dict]:
                                                     all(l.isascii() for l in d["dmesg"]["lines"])), (20, True, True)),
         ("counts", lambda d: (d["dmesg"]["io_errors"], d["dmesg"]["oom_kills"]), (32, 1)),
         ("the last 20 lines, escaped", lambda d: (d["dmesg"]["lines"][-3], d["dmesg"]["lines"][-1]),
-         ('[1.0] EXT4-fs error "quoted" \\back\\slash ???[31m I/O error?x?', '[3.0] Out of memory: Killed process 1 ("ev\\il")')),
+         ('[86101.0] EXT4-fs error "quoted" \\back\\slash ???[31m I/O error?x?', '[86103.0] Out of memory: Killed process 1 ("ev\\il")')),
         ("process name kept, bad port dropped", lambda d: d["listening_ports"], [{"port": 8080, "process": 'a\\"pp\\\\'}]),
         ("mount with a space", lambda d: "/mnt/my disk" in [x["mount"] for x in d["disks"]], True),
     ])
