@@ -191,7 +191,8 @@ pub struct Disk {
     pub read_only: bool,
 }
 
-/// Kernel ring buffer findings since boot.
+/// Kernel ring buffer findings of the last hour (by the kernel's timestamps; a line without
+/// one counts), so an old event does not keep classifying a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Dmesg {
     /// Lines reporting block-device or filesystem I/O errors.
@@ -214,7 +215,8 @@ pub struct AgentStatus {
 /// Reachability checks from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NetworkChecks {
-    /// The resolver answered for a name that must exist (the regional SSM endpoint).
+    /// The resolver answered for a name that must exist (the regional SSM endpoint); false when
+    /// it did not answer within the check's time limit.
     pub dns_ok: bool,
     /// The host has a default route.
     pub default_route: bool,
