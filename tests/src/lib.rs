@@ -3,6 +3,8 @@
 //! status, the diagnostics stdout). The fault kind itself never reaches the engine: only these
 //! outputs do.
 
+pub mod memory_world;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 

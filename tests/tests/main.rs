@@ -3,5 +3,6 @@
 mod cli;
 mod fault_model;
 mod fault_table;
+mod handlers;
 mod ssm_patterns;
 mod statemachine;

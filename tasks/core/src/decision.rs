@@ -273,7 +273,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
 
         // 7. Cooldown.
         let cooldown = instance_policy.cooldown_s.unwrap_or(policy.cooldown_s);
-        if let Some(last) = history.last_heal(instance, now) {
+        if let Some(last) = history.last_heal(instance, now, Some(&incident.id)) {
             let since = now.seconds_since(last.started_at);
             if since < cooldown {
                 return b.done(

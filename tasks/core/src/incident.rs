@@ -44,6 +44,9 @@ pub struct HealRecord {
     pub action: Action,
     pub started_at: Timestamp,
     pub outcome: HealOutcome,
+    /// The incident the attempt belonged to: its own attempts never put it in cooldown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentId>,
 }
 
 /// A change of an instance's target health.
@@ -88,11 +91,18 @@ impl History {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// The start of the most recent heal of `instance` at or before `now`.
-    pub fn last_heal(&self, instance: &InstanceId, now: Timestamp) -> Option<&HealRecord> {
+    /// The most recent heal of `instance` at or before `now` by another incident than
+    /// `current` (escalating within one incident is not a new heal, so no cooldown applies).
+    pub fn last_heal(
+        &self,
+        instance: &InstanceId,
+        now: Timestamp,
+        current: Option<&IncidentId>,
+    ) -> Option<&HealRecord> {
         self.heals
             .iter()
             .filter(|h| &h.instance == instance && h.action.is_mutating() && h.started_at <= now)
+            .filter(|h| current.is_none() || h.incident.as_ref() != current)
             .max_by_key(|h| h.started_at)
     }
 
@@ -185,24 +195,28 @@ mod tests {
                     action: Action::RestartService,
                     started_at: Timestamp(1000),
                     outcome: HealOutcome::Failed,
+                    incident: None,
                 },
                 HealRecord {
                     instance: id(1),
                     action: Action::RestartService,
                     started_at: Timestamp(100),
                     outcome: HealOutcome::Healed,
+                    incident: None,
                 },
                 HealRecord {
                     instance: id(2),
                     action: Action::RestartService,
                     started_at: Timestamp(1000),
                     outcome: HealOutcome::Failed,
+                    incident: None,
                 },
                 HealRecord {
                     instance: id(1),
                     action: Action::Reboot,
                     started_at: Timestamp(1000),
                     outcome: HealOutcome::Failed,
+                    incident: None,
                 },
             ],
             transitions: vec![],

@@ -93,6 +93,7 @@ impl Scene {
             action,
             started_at: NOW.minus_secs(secs_ago),
             outcome: HealOutcome::Failed,
+            incident: None,
         });
         self
     }
@@ -653,7 +654,7 @@ mod properties {
             flips in prop::collection::vec((0u64..7200, state(), state()), 0..8),
         ) -> History {
             History {
-                heals: heals.into_iter().map(|(action, ago)| HealRecord { instance: iid(0), action, started_at: NOW.minus_secs(ago), outcome: HealOutcome::Failed }).collect(),
+                heals: heals.into_iter().map(|(action, ago)| HealRecord { instance: iid(0), action, started_at: NOW.minus_secs(ago), outcome: HealOutcome::Failed, incident: None }).collect(),
                 transitions: flips.into_iter().map(|(ago, from, to)| Transition { instance: iid(0), at: NOW.minus_secs(ago), from, to }).collect(),
             }
         }
@@ -769,4 +770,22 @@ mod properties {
             prop_assert_eq!(s.decide().action, Action::None);
         }
     }
+}
+
+#[test]
+fn escalating_within_one_incident_is_not_held_by_the_cooldown() {
+    let mut s = Scene::new(6, 1, FaultClass::Application).healed(Action::RestartService, 120);
+    assert_eq!(
+        s.decide().action,
+        Action::Hold,
+        "another incident's heal 120 s ago: cooldown"
+    );
+    s.history.heals[0].incident = Some(s.incident.id.clone());
+    let d = s.decide();
+    assert_eq!(
+        d.action,
+        Action::RestartService,
+        "this incident's own failed attempt: climb the ladder"
+    );
+    assert_eq!(d.rung.map(|r| r.attempt), Some(2));
 }

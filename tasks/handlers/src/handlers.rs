@@ -1,0 +1,731 @@
+//! One function per Task state. Inputs are what the state's `Parameters` build; outputs are what
+//! the state machine reads from `$.detect`, `$.lease`, `$.diagnosis`, `$.decision`, `$.drain`,
+//! `$.heal`, `$.verify`, `$.record`.
+
+use std::collections::BTreeMap;
+
+use autoheal_core::decision::{DecisionInput, assess_fleet, decide as decide_pure};
+use autoheal_core::facts::Observation;
+use autoheal_core::health::{GroupSnapshot, HealthState, ReasonCode, TargetHealth};
+use autoheal_core::incident::{
+    HealOutcome, HealRecord, Incident, IncidentRecord, IncidentStatus, Step,
+};
+use autoheal_core::limits::{MAX_CANDIDATES_PER_EXECUTION, MAX_VERIFY_ATTEMPTS};
+use autoheal_core::observe::{CommandResult, CommandStatus, InstanceInfo};
+use autoheal_core::ports::{
+    CommandRequest, DocumentRef, Notification, Severity, TargetGroupInfo, TargetGroupSelector,
+};
+use autoheal_core::{
+    Action, AsgName, Decision, Diagnosis, GlobalPolicy, IncidentId, InstanceId, RuleSet,
+    ServiceName, TargetGroupArn,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{Config, TaskError, World, input, output, pause};
+
+/// One target to heal, as Detect hands it to the Map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub incident_id: IncidentId,
+    pub instance: InstanceId,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<HealthState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ReasonCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asg: Option<AsgName>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Scope {
+    target_group_arn: TargetGroupArn,
+    #[serde(default)]
+    instance_id: Option<InstanceId>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DetectIn {
+    scope: Scope,
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+fn policy_of(v: Option<&Value>) -> Result<GlobalPolicy, TaskError> {
+    match v {
+        None | Some(Value::Null) => Ok(GlobalPolicy::default()),
+        Some(v) => GlobalPolicy::from_value("execution input: policy", v)
+            .map_err(|e| TaskError::invalid_input(e.to_string())),
+    }
+}
+
+async fn group_info(w: &impl World, tg: &TargetGroupArn) -> Result<TargetGroupInfo, TaskError> {
+    w.target_groups(&TargetGroupSelector::Arns(vec![tg.clone()]))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            TaskError::new(
+                "TargetNotFound",
+                format!("target group {tg} does not exist"),
+            )
+        })
+}
+
+async fn snapshot(
+    w: &impl World,
+    tg: &TargetGroupArn,
+    except: Option<&InstanceId>,
+) -> Result<GroupSnapshot, TaskError> {
+    let targets = w.describe_target_health(tg).await?;
+    let ids: Vec<InstanceId> = targets.iter().map(|t| t.instance.clone()).collect();
+    let in_flight = w
+        .active_leases(&ids, w.now())
+        .await?
+        .into_iter()
+        .map(|l| l.instance)
+        .filter(|i| Some(i) != except)
+        .collect();
+    Ok(GroupSnapshot {
+        target_group: tg.clone(),
+        targets,
+        in_flight,
+    })
+}
+
+/// Detect: the group's health, the fleet-safety verdict, and one incident per target that needs
+/// attention (at most `MAX_CANDIDATES_PER_EXECUTION`; the rest wait for the next execution).
+pub async fn detect(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: DetectIn = input("detect", v)?;
+    let policy = policy_of(i.policy.as_ref())?;
+    let tg = group_info(w, &i.scope.target_group_arn).await?;
+    let snap = snapshot(w, &tg.arn, None).await?;
+    let fleet = assess_fleet(&snap, &policy);
+    let now = w.now();
+    let bucket = now.secs()
+        - now
+            .secs()
+            .rem_euclid(i64::try_from(cfg.incident_bucket_s.max(1)).unwrap_or(3600));
+    let mut attention: Vec<&TargetHealth> = snap
+        .targets
+        .iter()
+        .filter(|t| t.needs_attention())
+        .filter(|t| {
+            i.scope
+                .instance_id
+                .as_ref()
+                .is_none_or(|only| &t.instance == only)
+        })
+        .collect();
+    let deferred = attention.len().saturating_sub(MAX_CANDIDATES_PER_EXECUTION);
+    attention.truncate(MAX_CANDIDATES_PER_EXECUTION);
+    let ids: Vec<InstanceId> = attention.iter().map(|t| t.instance.clone()).collect();
+    let infos: BTreeMap<InstanceId, InstanceInfo> = w
+        .describe_instances(&ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.instance.clone(), i))
+        .collect();
+    let candidates: Vec<Target> = attention
+        .into_iter()
+        .map(|t| Target {
+            incident_id: IncidentId::for_target(&tg.arn, &t.instance, bucket),
+            instance: t.instance.clone(),
+            port: t.port,
+            state: Some(t.state),
+            reason: t.reason.clone(),
+            asg: infos.get(&t.instance).and_then(|i| i.asg.clone()),
+        })
+        .collect();
+    output(&json!({
+        "target_group": tg,
+        "verdict": fleet.verdict,
+        "reason": fleet.reason,
+        "counts": fleet.counts,
+        "max_concurrent_heals": policy.max_concurrent_heals,
+        "policy": policy,
+        "candidates": candidates,
+        "deferred": deferred,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct LeaseIn {
+    operation: String,
+    incident_id: IncidentId,
+    instance: InstanceId,
+}
+
+/// Lease: one incident per instance (`acquire` fails with `LeaseHeld`), released at the end.
+pub async fn lease(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: LeaseIn = input("lease", v)?;
+    match i.operation.as_str() {
+        "acquire" => output(
+            &w.acquire_lease(&i.instance, &i.incident_id, w.now(), cfg.lease_ttl_s)
+                .await?,
+        ),
+        "release" => {
+            w.release_lease(&i.instance, &i.incident_id).await?;
+            Ok(json!({"released": true}))
+        }
+        other => Err(TaskError::invalid_input(format!(
+            "lease: operation {other:?} is not acquire or release"
+        ))),
+    }
+}
+
+/// Common input of the per-target tasks.
+#[derive(Debug, Deserialize)]
+struct TargetIn {
+    target: Target,
+    target_group: TargetGroupInfo,
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+fn services(
+    policy: &GlobalPolicy,
+    stored: Option<&autoheal_core::InstancePolicy>,
+    instance: &InstanceId,
+) -> Vec<ServiceName> {
+    policy
+        .instance(instance, stored)
+        .services
+        .clone()
+        .unwrap_or_else(|| policy.services.clone())
+}
+
+fn join_services(s: &[ServiceName]) -> String {
+    s.iter()
+        .map(ServiceName::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sends a document and waits for its end (or the deadline).
+async fn run_command(
+    w: &impl World,
+    cfg: &Config,
+    instance: &InstanceId,
+    document: &DocumentRef,
+    parameters: BTreeMap<String, Vec<String>>,
+) -> Result<CommandResult, TaskError> {
+    let request = CommandRequest {
+        instance: instance.clone(),
+        document: document.clone(),
+        parameters,
+        timeout_s: u32::try_from(cfg.command_deadline_s).unwrap_or(u32::MAX),
+    };
+    let id = w.send(&request).await?;
+    let mut waited = 0;
+    loop {
+        let r = w.result(&id, instance).await?;
+        if r.status.is_terminal() {
+            return Ok(r);
+        }
+        if waited >= cfg.command_deadline_s {
+            return Ok(CommandResult {
+                status: CommandStatus::TimedOut,
+                ..r
+            });
+        }
+        pause(cfg.poll_interval_s).await;
+        waited += cfg.poll_interval_s;
+    }
+}
+
+/// Diagnose: what the load balancer, EC2 and SSM say, and the diagnostics document from the
+/// host, classified by the shipped rules. An unreachable agent is evidence, not an error.
+pub async fn diagnose(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: TargetIn = input("diagnose", v)?;
+    let policy = policy_of(i.policy.as_ref())?;
+    let instance = &i.target.instance;
+    let target = w
+        .describe_target_health(&i.target_group.arn)
+        .await?
+        .into_iter()
+        .find(|t| &t.instance == instance)
+        .ok_or_else(|| {
+            TaskError::new(
+                "TargetNotFound",
+                format!("{instance} is not registered in {}", i.target_group.arn),
+            )
+        })?;
+    let info = w
+        .describe_instances(std::slice::from_ref(instance))
+        .await?
+        .into_iter()
+        .next();
+    let agent = w.agent_status(instance).await?;
+    let stored = w.instance_policy(instance).await?;
+    let mut params = BTreeMap::new();
+    params.insert(
+        "Services".to_owned(),
+        vec![join_services(&services(&policy, stored.as_ref(), instance))],
+    );
+    params.insert(
+        "HealthCheckPort".to_owned(),
+        vec![
+            i.target_group
+                .health_check_port
+                .unwrap_or(i.target.port)
+                .to_string(),
+        ],
+    );
+    params.insert(
+        "HealthCheckProtocol".to_owned(),
+        vec![i.target_group.protocol.to_uppercase()],
+    );
+    if let Some(path) = &i.target_group.health_check_path {
+        params.insert("HealthCheckPath".to_owned(), vec![path.clone()]);
+    }
+    let result = run_command(w, cfg, instance, &cfg.diagnostics_document, params).await?;
+    let (diagnostics, diagnostics_error) = if result.status == CommandStatus::Success {
+        match autoheal_core::parse_diagnostics(&result.stdout) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    } else {
+        (None, None)
+    };
+    let obs = Observation {
+        target,
+        instance: info,
+        command: Some(result.status),
+        agent: Some(agent),
+        diagnostics,
+        diagnostics_error,
+    };
+    let rules = RuleSet::builtin().map_err(|e| TaskError::invalid_input(e.to_string()))?;
+    output(&rules.diagnose(&obs))
+}
+
+#[derive(Debug, Deserialize)]
+struct DecideIn {
+    incident_id: IncidentId,
+    target: Target,
+    target_group: TargetGroupInfo,
+    diagnosis: Diagnosis,
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+/// Decide: the pure decision engine on the group's current health, the heals in flight, the
+/// instance's history and policy.
+pub async fn decide(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: DecideIn = input("decide", v)?;
+    let policy = policy_of(i.policy.as_ref())?;
+    let instance = &i.target.instance;
+    let now = w.now();
+    let snap = snapshot(w, &i.target_group.arn, Some(instance)).await?;
+    let info = w
+        .describe_instances(std::slice::from_ref(instance))
+        .await?
+        .into_iter()
+        .next();
+    let history = w
+        .history(
+            instance,
+            now.minus_secs(policy.ladder.attempt_window_s.max(policy.flapping.window_s)),
+        )
+        .await?;
+    let stored = w.instance_policy(instance).await?;
+    let incident = Incident {
+        id: i.incident_id.clone(),
+        target_group: i.target_group.arn.clone(),
+        instance: instance.clone(),
+        asg: i
+            .target
+            .asg
+            .clone()
+            .or_else(|| info.as_ref().and_then(|x| x.asg.clone())),
+        detected_at: now,
+        tags: info.map(|x| x.tags).unwrap_or_default(),
+    };
+    let decision = decide_pure(&DecisionInput {
+        incident: &incident,
+        diagnosis: &i.diagnosis,
+        snapshot: &snap,
+        instance_policy: policy.instance(instance, stored.as_ref()),
+        history: &history,
+        policy: &policy,
+        now,
+    });
+    output(&decision)
+}
+
+/// Drain: take the target out of the load balancer so no request is lost.
+pub async fn drain(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: TargetIn = input("drain", v)?;
+    w.deregister(&i.target_group.arn, &i.target.instance, i.target.port)
+        .await?;
+    Ok(json!({"deregistered": true, "wait_s": cfg.deregistration_delay_s}))
+}
+
+async fn restart_like(
+    w: &impl World,
+    cfg: &Config,
+    v: Value,
+    cleanup: bool,
+) -> Result<Value, TaskError> {
+    let i: TargetIn = input(
+        if cleanup {
+            "cleanup"
+        } else {
+            "restart_service"
+        },
+        v,
+    )?;
+    let policy = policy_of(i.policy.as_ref())?;
+    let instance = &i.target.instance;
+    let stored = w.instance_policy(instance).await?;
+    let names = services(&policy, stored.as_ref(), instance);
+    if names.is_empty() {
+        return Err(TaskError::heal_failed(format!(
+            "no services are configured for {instance}: set `services` in the policy or the instance policy"
+        )));
+    }
+    let mut params = BTreeMap::new();
+    params.insert("Services".to_owned(), vec![join_services(&names)]);
+    params.insert("Cleanup".to_owned(), vec![cleanup.to_string()]);
+    let r = run_command(w, cfg, instance, &cfg.restart_document, params).await?;
+    if r.status != CommandStatus::Success {
+        return Err(TaskError::heal_failed(format!(
+            "{} on {instance} ended {} (exit {:?}): {}",
+            cfg.restart_document.name,
+            r.status.as_str(),
+            r.exit_code,
+            r.stderr.chars().take(300).collect::<String>()
+        )));
+    }
+    Ok(
+        json!({"command_id": r.command_id, "services": names, "cleanup": cleanup, "wait_s": cfg.restart_settle_s}),
+    )
+}
+
+/// Restart the configured services through `ssm/restart_services.yml`.
+pub async fn restart_service(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    restart_like(w, cfg, v, false).await
+}
+
+/// Free disk space, then restart the services (the same document with `Cleanup=true`).
+pub async fn cleanup(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    restart_like(w, cfg, v, true).await
+}
+
+/// Reboot through EC2.
+pub async fn reboot(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: TargetIn = input("reboot", v)?;
+    w.reboot(&i.target.instance).await?;
+    Ok(json!({"rebooted": true, "wait_s": cfg.reboot_settle_s}))
+}
+
+/// Replace through the Auto Scaling group: terminate without decrementing, so the group
+/// launches a replacement that registers itself.
+pub async fn replace(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: TargetIn = input("replace", v)?;
+    if i.target.asg.is_none() {
+        return Err(TaskError::heal_failed(format!(
+            "{} is in no Auto Scaling group: it cannot be replaced",
+            i.target.instance
+        )));
+    }
+    let activity = w.terminate_in_group(&i.target.instance, false).await?;
+    Ok(
+        json!({"terminated": i.target.instance, "activity_id": activity, "wait_s": cfg.replace_settle_s}),
+    )
+}
+
+/// Quarantine: keep the drained target out and, in a group, in Standby, so the group replaces
+/// its capacity while the instance waits for a person.
+pub async fn quarantine(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: TargetIn = input("quarantine", v)?;
+    if let Some(asg) = &i.target.asg {
+        w.enter_standby(asg, &i.target.instance, false).await?;
+    }
+    Ok(json!({"quarantined": true, "standby": i.target.asg.is_some()}))
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifyIn {
+    target: Target,
+    target_group: TargetGroupInfo,
+    action: Action,
+    #[serde(default)]
+    attempt: u32,
+}
+
+/// Verify: a restarted or rebooted host must pass its local health check (ssm/verify_health.yml)
+/// before it takes traffic again; after a replacement, the group must serve at full strength.
+pub async fn verify(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: VerifyIn = input("verify", v)?;
+    let (healthy, detail) = if i.action == Action::Replace {
+        let targets = w.describe_target_health(&i.target_group.arn).await?;
+        let old_gone = targets
+            .iter()
+            .all(|t| t.instance != i.target.instance || !t.state.is_serving());
+        let failing = targets
+            .iter()
+            .filter(|t| t.state.is_failing() && t.instance != i.target.instance)
+            .count();
+        let starting = targets
+            .iter()
+            .filter(|t| t.state == HealthState::Initial)
+            .count();
+        (
+            old_gone && starting == 0 && failing == 0,
+            format!(
+                "{} targets, {starting} starting, {failing} failing",
+                targets.len()
+            ),
+        )
+    } else {
+        let mut params = BTreeMap::new();
+        params.insert(
+            "HealthCheckPort".to_owned(),
+            vec![
+                i.target_group
+                    .health_check_port
+                    .unwrap_or(i.target.port)
+                    .to_string(),
+            ],
+        );
+        params.insert(
+            "HealthCheckProtocol".to_owned(),
+            vec![i.target_group.protocol.to_uppercase()],
+        );
+        if let Some(path) = &i.target_group.health_check_path {
+            params.insert("HealthCheckPath".to_owned(), vec![path.clone()]);
+        }
+        params.insert("Attempts".to_owned(), vec!["1".to_owned()]);
+        let r = run_command(w, cfg, &i.target.instance, &cfg.verify_document, params).await?;
+        let ok = r.status == CommandStatus::Success;
+        (ok, format!("verify_health ended {}", r.status.as_str()))
+    };
+    Ok(json!({
+        "healthy": healthy,
+        "attempt": i.attempt + 1,
+        "max_attempts": MAX_VERIFY_ATTEMPTS.min(5),
+        "retry_after_s": cfg.verify_interval_s,
+        "detail": detail,
+    }))
+}
+
+/// Restore: register the verified target again (and leave Standby).
+pub async fn restore(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: TargetIn = input("restore", v)?;
+    w.register(&i.target_group.arn, &i.target.instance, i.target.port)
+        .await?;
+    Ok(json!({"registered": true}))
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordIn {
+    operation: String,
+    incident: Value,
+}
+
+/// The incident's state as the Map iteration carries it (all optional but the identity).
+#[derive(Debug, Deserialize)]
+struct Carried {
+    incident_id: IncidentId,
+    target: Target,
+    target_group: TargetGroupInfo,
+    #[serde(default)]
+    diagnosis: Option<Diagnosis>,
+    #[serde(default)]
+    decision: Option<Decision>,
+    #[serde(default)]
+    verify: Option<Value>,
+    #[serde(default)]
+    approval: Option<Value>,
+    #[serde(default)]
+    execution_arn: Option<String>,
+}
+
+/// The first `…Error` a Catch wrote into the state, as `Name: cause`.
+fn caught_error(state: &Value) -> Option<String> {
+    state
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.ends_with("Error"))
+        .map(|(k, e)| {
+            let name = e.get("Error").and_then(Value::as_str).unwrap_or("Unknown");
+            let cause = e.get("Cause").and_then(Value::as_str).unwrap_or_default();
+            format!("{name} in {}: {cause}", k.trim_end_matches("Error"))
+        })
+}
+
+/// Record: write the incident (and the heal's outcome into the instance's history, which the
+/// next decision's escalation ladder reads).
+pub async fn record(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: RecordIn = input("record", v)?;
+    let c: Carried = input("record: incident", i.incident.clone())?;
+    let now = w.now();
+    let action = c.decision.as_ref().map_or(Action::None, |d| d.action);
+    let healed = c
+        .verify
+        .as_ref()
+        .and_then(|v| v.get("healthy"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let approved = c
+        .approval
+        .as_ref()
+        .and_then(|a| a.get("approved"))
+        .and_then(Value::as_bool);
+    let status = match i.operation.as_str() {
+        "attempt_failed" => {
+            w.record_heal(&HealRecord {
+                instance: c.target.instance.clone(),
+                action,
+                started_at: now,
+                outcome: HealOutcome::Failed,
+                incident: Some(c.incident_id.clone()),
+            })
+            .await?;
+            return Ok(json!({"recorded": true, "action": action}));
+        }
+        "record_failure" => IncidentStatus::Failed,
+        "record" if approved == Some(false) => IncidentStatus::Held,
+        "record" if healed => IncidentStatus::Healed,
+        "record" => match action {
+            Action::None => IncidentStatus::NoAction,
+            Action::Observe => IncidentStatus::Observed,
+            Action::Hold => IncidentStatus::Held,
+            Action::Quarantine => IncidentStatus::Escalated,
+            _ => IncidentStatus::Escalated,
+        },
+        other => {
+            return Err(TaskError::invalid_input(format!(
+                "record: operation {other:?} is not record, record_failure or attempt_failed"
+            )));
+        }
+    };
+    if status == IncidentStatus::Healed {
+        w.record_heal(&HealRecord {
+            instance: c.target.instance.clone(),
+            action,
+            started_at: now,
+            outcome: HealOutcome::Healed,
+            incident: Some(c.incident_id.clone()),
+        })
+        .await?;
+    }
+    let existing = w.get_incident(&c.incident_id).await?;
+    let detected_at = existing.as_ref().map_or(now, |r| r.incident.detected_at);
+    let mut steps = existing.map(|r| r.steps).unwrap_or_default();
+    steps.push(Step {
+        name: i.operation.clone(),
+        at: now,
+        detail: format!("{status:?}").to_lowercase(),
+    });
+    let record = IncidentRecord {
+        incident: Incident {
+            id: c.incident_id.clone(),
+            target_group: c.target_group.arn.clone(),
+            instance: c.target.instance.clone(),
+            asg: c.target.asg.clone(),
+            detected_at,
+            tags: BTreeMap::new(),
+        },
+        status,
+        diagnosis: c.diagnosis,
+        decision: c.decision,
+        steps,
+        failure: if status == IncidentStatus::Failed {
+            caught_error(&i.incident)
+        } else {
+            None
+        },
+        execution_arn: c.execution_arn,
+        updated_at: now,
+    };
+    w.put_incident(&record).await?;
+    Ok(json!({
+        "incident_id": c.incident_id,
+        "instance": c.target.instance,
+        "status": status,
+        "action": action,
+        "failure": record.failure,
+        "mttr_s": (status == IncidentStatus::Healed).then(|| now.seconds_since(detected_at)),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct NotifyIn {
+    kind: String,
+    #[serde(default)]
+    detect: Option<Value>,
+    #[serde(default)]
+    incidents: Option<Vec<Value>>,
+    #[serde(default)]
+    execution_arn: Option<String>,
+    #[serde(default)]
+    task_token: Option<String>,
+    #[serde(default)]
+    target_group: Option<TargetGroupInfo>,
+    #[serde(default)]
+    decision: Option<Decision>,
+}
+
+/// Notify: the execution's summary (what was found, done and held back), or an approval request
+/// carrying the task token.
+pub async fn notify(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let i: NotifyIn = input("notify", v)?;
+    let tg = match (
+        &i.target_group,
+        i.detect.as_ref().and_then(|d| d.get("target_group")),
+    ) {
+        (Some(t), _) => t.arn.clone(),
+        (None, Some(t)) => input::<TargetGroupInfo>("notify: detect.target_group", t.clone())?.arn,
+        (None, None) => return Err(TaskError::invalid_input("notify: no target group")),
+    };
+    let held_back: Vec<String> = match i.detect.as_ref() {
+        Some(d)
+            if d.get("verdict").and_then(Value::as_str) == Some("dependency_outage_suspected") =>
+        {
+            vec![
+                d.get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ]
+        }
+        _ => Vec::new(),
+    };
+    let n = Notification {
+        subject: match i.kind.as_str() {
+            "approval_request" => format!(
+                "autoheal: approve {} in {}?",
+                i.decision.as_ref().map_or("a heal", |d| d.action.as_str()),
+                tg.name()
+            ),
+            _ if !held_back.is_empty() => format!(
+                "autoheal: held back in {}: dependency outage suspected",
+                tg.name()
+            ),
+            _ => format!(
+                "autoheal: {} incident(s) in {}",
+                i.incidents.as_ref().map_or(0, Vec::len),
+                tg.name()
+            ),
+        }
+        .chars()
+        .take(100)
+        .collect(),
+        severity: if held_back.is_empty() {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        target_group: tg,
+        incidents: Vec::new(),
+        held_back,
+        execution_url: i.execution_arn,
+        approval_token: i.task_token,
+    };
+    w.notify(&n).await?;
+    Ok(json!({"sent": true, "subject": n.subject}))
+}

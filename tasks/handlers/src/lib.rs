@@ -1,0 +1,119 @@
+//! The task handlers of `statemachine/autoheal.asl.json`, written once over the ports of
+//! `autoheal-core`. The local runner invokes them in-process ([`InProcess`]); the Lambda
+//! binaries wrap the same functions. Each handler takes the JSON its Task state's `Parameters`
+//! build and returns the JSON the state machine reads (docs/statemachine.md, "The task
+//! contract").
+
+use std::time::Duration;
+
+use autoheal_core::ports::{
+    Clock, CommandRunner, DocumentRef, FleetControl, IncidentStore, InstanceControl,
+    InstanceInventory, Notifier, TargetGroupCatalog, TargetHealthSource, TargetRegistry,
+};
+use serde_json::Value;
+
+mod error;
+mod handlers;
+mod in_process;
+
+pub use error::TaskError;
+pub use handlers::*;
+pub use in_process::InProcess;
+
+/// Everything the handlers reach: every port. The AWS adapters implement it on one struct of
+/// SDK clients, the simulator on its simulated region.
+pub trait World:
+    TargetGroupCatalog
+    + TargetHealthSource
+    + TargetRegistry
+    + InstanceInventory
+    + InstanceControl
+    + FleetControl
+    + CommandRunner
+    + IncidentStore
+    + Notifier
+    + Clock
+{
+}
+
+impl<T> World for T where
+    T: TargetGroupCatalog
+        + TargetHealthSource
+        + TargetRegistry
+        + InstanceInventory
+        + InstanceControl
+        + FleetControl
+        + CommandRunner
+        + IncidentStore
+        + Notifier
+        + Clock
+{
+}
+
+/// Settings of the handlers (environment variables on Lambda, defaults locally).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub diagnostics_document: DocumentRef,
+    pub restart_document: DocumentRef,
+    pub verify_document: DocumentRef,
+    /// How long a lease lasts: longer than one incident takes, short enough that a crashed holder
+    /// does not block the instance for long.
+    pub lease_ttl_s: u64,
+    /// How long a handler waits for an SSM command before giving up.
+    pub command_deadline_s: u64,
+    /// Between two GetCommandInvocation calls.
+    pub poll_interval_s: u64,
+    /// Incidents of one target within this many seconds share an id (alarm, schedule and manual
+    /// starts for the same target become one incident).
+    pub incident_bucket_s: u64,
+    /// The target group's deregistration delay, when the catalog does not say.
+    pub deregistration_delay_s: u64,
+    /// Seconds to wait after a restart, a reboot and a replacement before the first check.
+    pub restart_settle_s: u64,
+    pub reboot_settle_s: u64,
+    pub replace_settle_s: u64,
+    /// Seconds between two verification checks.
+    pub verify_interval_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let doc = |name: &str| DocumentRef {
+            name: name.to_owned(),
+            version: "$DEFAULT".to_owned(),
+        };
+        Self {
+            diagnostics_document: doc("autoheal-Diagnostics"),
+            restart_document: doc("autoheal-RestartServices"),
+            verify_document: doc("autoheal-VerifyHealth"),
+            lease_ttl_s: 7200,
+            command_deadline_s: 240,
+            poll_interval_s: 2,
+            incident_bucket_s: 3600,
+            deregistration_delay_s: 300,
+            restart_settle_s: 10,
+            reboot_settle_s: 60,
+            replace_settle_s: 180,
+            verify_interval_s: 15,
+        }
+    }
+}
+
+/// Waits on the handlers' clock (tokio's: virtual under the local runner, real on Lambda).
+async fn pause(secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+/// Reads a handler's input, naming what is wrong.
+fn input<T: serde::de::DeserializeOwned>(task: &str, v: Value) -> Result<T, TaskError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let at = e.path().to_string();
+        TaskError::invalid_input(format!("{task}: at {at}: {}", e.into_inner()))
+    })
+}
+
+/// Serialises a handler's output.
+fn output<T: serde::Serialize>(v: &T) -> Result<Value, TaskError> {
+    serde_json::to_value(v)
+        .map_err(|e| TaskError::invalid_input(format!("cannot serialise the result: {e}")))
+}
