@@ -289,3 +289,40 @@ fn diagnose_rejects_an_unknown_status_naming_the_flag() {
         err.0
     );
 }
+
+#[test]
+fn validate_checks_scenario_files_and_names_the_bad_field() {
+    let good = repo_root().join("docs/examples/mixed.json");
+    let out = autoheal(&[
+        "validate",
+        "--definition",
+        "statemachine/autoheal.asl.json",
+        "--scenario",
+        good.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("mixed.json (7 faults, 4 target groups, 25 targets)"),
+        "{}",
+        out.stdout
+    );
+    let dir = scratch("scenario");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"name":"x","duration_s":3600,"fleet":{"target_groups":[{"name":"web","lb":"alb","protocol":"HTTP","asg":"a","instances":6}]},"faults":[{"at_s":120,"target_group":"web","instance":9,"kind":"app_crash"}]}"#).expect("write");
+    let out = autoheal(&[
+        "validate",
+        "--definition",
+        "statemachine/autoheal.asl.json",
+        "--scenario",
+        bad.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("at faults[0].instance: instance 9 is out of range")
+            && out.stdout.contains("fix: use an index from 0 to 5"),
+        "{}",
+        out.stdout
+    );
+}

@@ -84,6 +84,9 @@ pub struct ValidateArgs {
     /// Policy files.
     #[arg(long = "policy")]
     pub policies: Vec<PathBuf>,
+    /// Scenario files (docs/scenarios.md).
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +268,21 @@ fn validate_cmd(a: &ValidateArgs) -> Output {
     for p in &a.policies {
         match autoheal_core::GlobalPolicy::load(p) {
             Ok(_) => out.push_str(&format!("ok       {}\n", p.display())),
+            Err(e) => {
+                bad += 1;
+                out.push_str(&format!("{e}\n"));
+            }
+        }
+    }
+    for p in &a.scenarios {
+        match autoheal_sim::Scenario::load(p) {
+            Ok(s) => out.push_str(&format!(
+                "ok       {} ({} faults, {} target groups, {} targets)\n",
+                p.display(),
+                s.faults.len(),
+                s.fleet.target_groups.len(),
+                s.targets()
+            )),
             Err(e) => {
                 bad += 1;
                 out.push_str(&format!("{e}\n"));
