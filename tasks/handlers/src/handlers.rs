@@ -506,7 +506,7 @@ pub async fn verify(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
     Ok(json!({
         "healthy": healthy,
         "attempt": i.attempt + 1,
-        "max_attempts": MAX_VERIFY_ATTEMPTS.min(5),
+        "max_attempts": cfg.verify_attempts.clamp(1, MAX_VERIFY_ATTEMPTS),
         "retry_after_s": cfg.verify_interval_s,
         "detail": detail,
     }))

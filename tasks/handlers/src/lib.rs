@@ -74,6 +74,9 @@ pub struct Config {
     pub replace_settle_s: u64,
     /// Seconds between two verification checks.
     pub verify_interval_s: u64,
+    /// Verification checks per heal before it counts as failed (capped at
+    /// `autoheal_core::limits::MAX_VERIFY_ATTEMPTS`).
+    pub verify_attempts: u32,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             reboot_settle_s: 60,
             replace_settle_s: 180,
             verify_interval_s: 15,
+            verify_attempts: 5,
         }
     }
 }
