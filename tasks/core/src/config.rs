@@ -37,6 +37,20 @@ impl ConfigError {
     }
 }
 
+/// Reads a configuration file; returns its name for error messages and its text.
+pub fn read_file(path: &std::path::Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(e) => Err(ConfigError::new(
+            file,
+            "$",
+            format!("cannot read the file: {e}"),
+            "check the path and permissions",
+        )),
+    }
+}
+
 /// Deserialises `text` as `T`, turning serde's error into a [`ConfigError`] whose path is the JSON
 /// path of the bad value and whose fix comes from `fix_for(path, message)`.
 pub fn parse_json<T: DeserializeOwned>(

@@ -238,15 +238,7 @@ impl InstancePolicy {
 impl GlobalPolicy {
     /// Loads a policy file from disk.
     pub fn load(path: &std::path::Path) -> Result<GlobalPolicy, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                &file,
-                "$",
-                format!("cannot read the file: {e}"),
-                "check the path and permissions",
-            )
-        })?;
+        let (file, text) = crate::config::read_file(path)?;
         Self::parse(&file, &text)
     }
 

@@ -400,15 +400,7 @@ impl RuleSet {
 
     /// Loads a rules file from disk.
     pub fn load(path: &std::path::Path) -> Result<RuleSet, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                &file,
-                "$",
-                format!("cannot read the file: {e}"),
-                "check the path and permissions",
-            )
-        })?;
+        let (file, text) = crate::config::read_file(path)?;
         Self::parse(&file, &text)
     }
 

@@ -203,6 +203,24 @@ fn join_services(s: &[ServiceName]) -> String {
         .join(" ")
 }
 
+/// The health-probe parameters of the diagnostics and verify documents: the target group's
+/// health-check port (or the target's), protocol and path.
+fn probe_params(tg: &TargetGroupInfo, target: &Target) -> BTreeMap<String, Vec<String>> {
+    let mut params = BTreeMap::new();
+    params.insert(
+        "HealthCheckPort".to_owned(),
+        vec![tg.health_check_port.unwrap_or(target.port).to_string()],
+    );
+    params.insert(
+        "HealthCheckProtocol".to_owned(),
+        vec![tg.protocol.to_uppercase()],
+    );
+    if let Some(path) = &tg.health_check_path {
+        params.insert("HealthCheckPath".to_owned(), vec![path.clone()]);
+    }
+    params
+}
+
 /// Sends a document and waits for its end (or the deadline).
 async fn run_command(
     w: &impl World,
@@ -264,22 +282,7 @@ pub async fn diagnose(w: &impl World, cfg: &Config, v: Value) -> Result<Value, T
         "Services".to_owned(),
         vec![join_services(&services(&policy, stored.as_ref(), instance))],
     );
-    params.insert(
-        "HealthCheckPort".to_owned(),
-        vec![
-            i.target_group
-                .health_check_port
-                .unwrap_or(i.target.port)
-                .to_string(),
-        ],
-    );
-    params.insert(
-        "HealthCheckProtocol".to_owned(),
-        vec![i.target_group.protocol.to_uppercase()],
-    );
-    if let Some(path) = &i.target_group.health_check_path {
-        params.insert("HealthCheckPath".to_owned(), vec![path.clone()]);
-    }
+    params.extend(probe_params(&i.target_group, &i.target));
     let result = run_command(w, cfg, instance, &cfg.diagnostics_document, params).await?;
     let (diagnostics, diagnostics_error) = if result.status == CommandStatus::Success {
         match autoheal_core::parse_diagnostics(&result.stdout) {
@@ -481,23 +484,7 @@ pub async fn verify(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
             ),
         )
     } else {
-        let mut params = BTreeMap::new();
-        params.insert(
-            "HealthCheckPort".to_owned(),
-            vec![
-                i.target_group
-                    .health_check_port
-                    .unwrap_or(i.target.port)
-                    .to_string(),
-            ],
-        );
-        params.insert(
-            "HealthCheckProtocol".to_owned(),
-            vec![i.target_group.protocol.to_uppercase()],
-        );
-        if let Some(path) = &i.target_group.health_check_path {
-            params.insert("HealthCheckPath".to_owned(), vec![path.clone()]);
-        }
+        let mut params = probe_params(&i.target_group, &i.target);
         params.insert("Attempts".to_owned(), vec!["1".to_owned()]);
         let r = run_command(w, cfg, &i.target.instance, &cfg.verify_document, params).await?;
         let ok = r.status == CommandStatus::Success;

@@ -317,15 +317,7 @@ impl Scenario {
 
     /// Loads a scenario file.
     pub fn load(path: &std::path::Path) -> Result<Scenario, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                &file,
-                "$",
-                format!("cannot read the file: {e}"),
-                "check the path and permissions",
-            )
-        })?;
+        let (file, text) = autoheal_core::config::read_file(path)?;
         Self::parse(&file, &text)
     }
 
