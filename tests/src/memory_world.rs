@@ -16,6 +16,8 @@ use autoheal_core::observe::{
 use autoheal_core::ports::*;
 use autoheal_core::{AsgName, IncidentId, InstanceId, InstancePolicy, TargetGroupArn, Timestamp};
 
+use autoheal_sim::MemoryStore;
+
 use crate::{fixture, iid, tg};
 
 /// One host: what it answers, and what each heal does to it.
@@ -74,12 +76,6 @@ struct State {
     registered: BTreeMap<InstanceId, bool>,
     standby: Vec<InstanceId>,
     commands: BTreeMap<String, CommandResult>,
-    incidents: BTreeMap<IncidentId, IncidentRecord>,
-    leases: Vec<Lease>,
-    heals: Vec<HealRecord>,
-    transitions: Vec<Transition>,
-    policies: BTreeMap<InstanceId, InstancePolicy>,
-    notifications: Vec<Notification>,
     launched: u32,
     /// Every mutating call, in order (`reboot i-…`, `terminate i-…`, `send autoheal-RestartServices i-…`).
     calls: Vec<String>,
@@ -89,6 +85,8 @@ struct State {
 #[derive(Debug)]
 pub struct MemoryWorld {
     state: Mutex<State>,
+    /// Incidents, leases, policy, history and notifications.
+    pub store: MemoryStore,
     start: tokio::time::Instant,
     epoch: i64,
 }
@@ -103,6 +101,7 @@ impl MemoryWorld {
         }
         MemoryWorld {
             state: Mutex::new(s),
+            store: MemoryStore::default(),
             start: tokio::time::Instant::now(),
             epoch: 1_800_000_000,
         }
@@ -122,16 +121,15 @@ impl MemoryWorld {
     }
 
     pub fn incidents(&self) -> Vec<IncidentRecord> {
-        self.with(|s| s.incidents.values().cloned().collect())
-            .unwrap_or_default()
+        self.store.incidents()
     }
 
     pub fn notifications(&self) -> Vec<Notification> {
-        self.with(|s| s.notifications.clone()).unwrap_or_default()
+        self.store.notifications()
     }
 
     pub fn heals(&self) -> Vec<HealRecord> {
-        self.with(|s| s.heals.clone()).unwrap_or_default()
+        self.store.heals()
     }
 
     /// The target's health as the load balancer reports it now.
@@ -142,7 +140,7 @@ impl MemoryWorld {
     }
 
     pub fn set_policy(&self, i: InstanceId, p: InstancePolicy) {
-        let _ = self.with(|s| s.policies.insert(i, p));
+        self.store.set_policy(i, p);
     }
 }
 
@@ -353,15 +351,13 @@ impl CommandRunner for MemoryWorld {
 
 impl IncidentStore for MemoryWorld {
     async fn put_incident(&self, r: &IncidentRecord) -> PortResult<()> {
-        self.with(|s| {
-            s.incidents.insert(r.incident.id.clone(), r.clone());
-        })
+        self.store.put_incident(r).await
     }
     async fn get_incident(&self, id: &IncidentId) -> PortResult<Option<IncidentRecord>> {
-        self.with(|s| s.incidents.get(id).cloned())
+        self.store.get_incident(id).await
     }
-    async fn list_incidents(&self, _: &IncidentQuery) -> PortResult<Vec<IncidentRecord>> {
-        self.with(|s| s.incidents.values().cloned().collect())
+    async fn list_incidents(&self, q: &IncidentQuery) -> PortResult<Vec<IncidentRecord>> {
+        self.store.list_incidents(q).await
     }
     async fn acquire_lease(
         &self,
@@ -370,73 +366,31 @@ impl IncidentStore for MemoryWorld {
         now: Timestamp,
         ttl_s: u64,
     ) -> PortResult<Lease> {
-        self.with(|s| {
-            if let Some(l) = s
-                .leases
-                .iter()
-                .find(|l| &l.instance == i && &l.holder != holder && l.expires_at > now)
-            {
-                return Err(PortError::LeaseHeld {
-                    instance: i.to_string(),
-                    holder: l.holder.to_string(),
-                    expires_at: l.expires_at.to_string(),
-                });
-            }
-            s.leases.retain(|l| &l.instance != i);
-            let lease = Lease {
-                instance: i.clone(),
-                holder: holder.clone(),
-                expires_at: now.plus_secs(ttl_s),
-            };
-            s.leases.push(lease.clone());
-            Ok(lease)
-        })?
+        self.store.acquire_lease(i, holder, now, ttl_s).await
     }
     async fn release_lease(&self, i: &InstanceId, holder: &IncidentId) -> PortResult<()> {
-        self.with(|s| {
-            s.leases
-                .retain(|l| !(&l.instance == i && &l.holder == holder))
-        })
+        self.store.release_lease(i, holder).await
     }
     async fn active_leases(&self, ids: &[InstanceId], now: Timestamp) -> PortResult<Vec<Lease>> {
-        self.with(|s| {
-            s.leases
-                .iter()
-                .filter(|l| ids.contains(&l.instance) && l.expires_at > now)
-                .cloned()
-                .collect()
-        })
+        self.store.active_leases(ids, now).await
     }
     async fn instance_policy(&self, i: &InstanceId) -> PortResult<Option<InstancePolicy>> {
-        self.with(|s| s.policies.get(i).cloned())
+        self.store.instance_policy(i).await
     }
     async fn history(&self, i: &InstanceId, since: Timestamp) -> PortResult<History> {
-        self.with(|s| History {
-            heals: s
-                .heals
-                .iter()
-                .filter(|h| &h.instance == i && h.started_at >= since)
-                .cloned()
-                .collect(),
-            transitions: s
-                .transitions
-                .iter()
-                .filter(|t| &t.instance == i && t.at >= since)
-                .cloned()
-                .collect(),
-        })
+        self.store.history(i, since).await
     }
     async fn record_heal(&self, h: &HealRecord) -> PortResult<()> {
-        self.with(|s| s.heals.push(h.clone()))
+        self.store.record_heal(h).await
     }
     async fn record_transition(&self, t: &Transition) -> PortResult<()> {
-        self.with(|s| s.transitions.push(t.clone()))
+        self.store.record_transition(t).await
     }
 }
 
 impl Notifier for MemoryWorld {
     async fn notify(&self, n: &Notification) -> PortResult<()> {
-        self.with(|s| s.notifications.push(n.clone()))
+        self.store.notify(n).await
     }
 }
 

@@ -4,5 +4,6 @@ mod cli;
 mod fault_model;
 mod fault_table;
 mod handlers;
+mod region;
 mod ssm_patterns;
 mod statemachine;

@@ -312,6 +312,9 @@ struct DecideIn {
     diagnosis: Diagnosis,
     #[serde(default)]
     policy: Option<Value>,
+    /// Escalations so far in this incident (the state machine's counter).
+    #[serde(default)]
+    escalations: u32,
 }
 
 /// Decide: the pure decision engine on the group's current health, the heals in flight, the
@@ -321,7 +324,19 @@ pub async fn decide(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
     let policy = policy_of(i.policy.as_ref())?;
     let instance = &i.target.instance;
     let now = w.now();
-    let snap = snapshot(w, &i.target_group.arn, Some(instance)).await?;
+    let mut snap = snapshot(w, &i.target_group.arn, Some(instance)).await?;
+    // While escalating, the target is out of the group because this incident drained it: it is
+    // the failing target being healed, not one that left the group.
+    if i.escalations > 0 && snap.target(instance).is_none() {
+        snap.targets.push(TargetHealth {
+            instance: instance.clone(),
+            port: i.target.port,
+            state: HealthState::Unhealthy,
+            reason: i.target.reason.clone(),
+            description: Some("drained by this incident".to_owned()),
+            anomaly: None,
+        });
+    }
     let info = w
         .describe_instances(std::slice::from_ref(instance))
         .await?

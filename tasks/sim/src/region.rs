@@ -1,0 +1,953 @@
+//! A simulated AWS region behind the ports: ELB target groups with the real health-check state
+//! machine, EC2 hosts whose faults are host state, Auto Scaling replacement with launch and boot
+//! times, and SSM commands with latency that fail to deliver when the agent cannot be reached.
+//!
+//! Time is tokio's clock (virtual under the runner's paused runtime). The region advances
+//! lazily: every port call first processes, in time order, everything due up to now (scenario
+//! faults, health checks on the interval grid, restarts, reboots, launches, draining). No fault
+//! kind ever crosses a port: hosts answer with raw outputs ([`crate::host`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use autoheal_core::error::PortError;
+use autoheal_core::health::{HealthState, ReasonCode, TargetHealth};
+use autoheal_core::incident::Transition;
+use autoheal_core::observe::{
+    AgentPing, CommandResult, CommandStatus, InstanceInfo, InstanceState, StatusCheck,
+};
+use autoheal_core::ports::*;
+use autoheal_core::{AsgName, InstanceId, ServiceName, TargetGroupArn, Timestamp};
+
+use crate::host::{diagnostics_for, elb_check, stdout_for};
+use crate::scenario::{FaultKind, Lb, Protocol, Scenario, Timings};
+use crate::store::MemoryStore;
+
+/// Where a host is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Up {
+    Running,
+    /// A service restart: the port is closed until it is done.
+    Restarting,
+    /// Rebooting: unreachable until it is done.
+    Rebooting,
+    /// Launched, not yet running.
+    Launching,
+    /// Running, the application still starting.
+    Booting,
+    Terminated,
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    group: usize,
+    /// Index within the group at creation (overload hits every other host).
+    index: usize,
+    faults: BTreeSet<FaultKind>,
+    agent_down: bool,
+    up: Up,
+    booted_at: u64,
+    flapping_until: Option<u64>,
+    recurs_every_s: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    state: HealthState,
+    reason: Option<ReasonCode>,
+    ok: u32,
+    fail: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    name: String,
+    arn: TargetGroupArn,
+    asg: AsgName,
+    lb: Lb,
+    protocol: Protocol,
+    services: Vec<ServiceName>,
+    fleet: Option<FaultKind>,
+    targets: BTreeMap<InstanceId, Target>,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    FaultStart(usize),
+    FaultEnd(usize),
+    Ready(InstanceId),
+    Launched(InstanceId),
+    Drained(InstanceId),
+    LeakReturns(InstanceId),
+}
+
+#[derive(Debug, Clone)]
+struct Command {
+    ready_at: u64,
+    result: CommandResult,
+}
+
+#[derive(Debug)]
+struct State {
+    timings: Timings,
+    faults: Vec<crate::scenario::FaultEvent>,
+    groups: Vec<Group>,
+    hosts: BTreeMap<InstanceId, Host>,
+    events: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+    /// Seconds processed so far.
+    t: u64,
+    next_check: u64,
+    commands: BTreeMap<String, Command>,
+    next_instance: u64,
+    calls: Vec<String>,
+    transitions: Vec<Transition>,
+}
+
+/// The simulated region of one scenario.
+#[derive(Debug)]
+pub struct Region {
+    state: Mutex<State>,
+    pub store: MemoryStore,
+    start: tokio::time::Instant,
+    epoch: i64,
+}
+
+fn arn_of(name: &str) -> Result<TargetGroupArn, PortError> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    TargetGroupArn::parse(format!(
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/{h:016x}"
+    ))
+    .map_err(|e| PortError::InvalidRequest(e.to_string()))
+}
+
+fn instance_id(n: u64) -> Result<InstanceId, PortError> {
+    InstanceId::parse(format!("i-{:017x}", 0x0a00_0000_0000_0000_u64 + n))
+        .map_err(|e| PortError::InvalidRequest(e.to_string()))
+}
+
+impl State {
+    fn schedule(&mut self, at: u64, e: Event) {
+        self.seq += 1;
+        self.events.insert((at, self.seq), e);
+    }
+
+    /// What the load balancer's check sees on `host` at time `t`.
+    fn probe(&self, host: &Host, t: u64) -> Option<ReasonCode> {
+        match host.up {
+            Up::Running => {}
+            Up::Restarting => return Some(ReasonCode::FailedHealthChecks),
+            _ => return Some(ReasonCode::Timeout),
+        }
+        let g = &self.groups[host.group];
+        if let Some(until) = host.flapping_until
+            && t < until
+            && (t / self.timings.health_check_interval_s / 3) % 2 == 0
+        {
+            return Some(ReasonCode::FailedHealthChecks);
+        }
+        let faults: Vec<FaultKind> = host.faults.iter().copied().collect();
+        elb_check(&faults, self.fleet_for(host), g.protocol)
+    }
+
+    /// The fleet-wide fault that reaches this host: an outage reaches every host, an overload
+    /// every other one (slow, not dead).
+    fn fleet_for(&self, host: &Host) -> Option<FaultKind> {
+        match self.groups[host.group].fleet {
+            Some(FaultKind::Overload) if host.index % 2 == 1 => None,
+            other => other,
+        }
+    }
+
+    fn check(&mut self, t: u64) {
+        let (healthy_th, unhealthy_th) = (
+            self.timings.healthy_threshold,
+            self.timings.unhealthy_threshold,
+        );
+        for gi in 0..self.groups.len() {
+            let ids: Vec<InstanceId> = self.groups[gi].targets.keys().cloned().collect();
+            for id in ids {
+                let result = match self.hosts.get(&id) {
+                    Some(h) => self.probe(h, t),
+                    None => Some(ReasonCode::Timeout),
+                };
+                let Some(target) = self.groups[gi].targets.get_mut(&id) else {
+                    continue;
+                };
+                let before = target.state;
+                if matches!(
+                    before,
+                    HealthState::Draining | HealthState::UnhealthyDraining
+                ) {
+                    continue;
+                }
+                match result {
+                    None => {
+                        target.ok += 1;
+                        target.fail = 0;
+                        if matches!(before, HealthState::Initial | HealthState::Unhealthy)
+                            && target.ok >= healthy_th
+                        {
+                            target.state = HealthState::Healthy;
+                            target.reason = None;
+                        }
+                    }
+                    Some(reason) => {
+                        target.fail += 1;
+                        target.ok = 0;
+                        if matches!(before, HealthState::Healthy | HealthState::Initial)
+                            && target.fail >= unhealthy_th
+                        {
+                            target.state = HealthState::Unhealthy;
+                        }
+                        if target.state == HealthState::Unhealthy {
+                            target.reason = Some(reason);
+                        }
+                    }
+                }
+                if target.state != before {
+                    let to = target.state;
+                    self.transitions.push(Transition {
+                        instance: id.clone(),
+                        at: Timestamp(t as i64),
+                        from: before,
+                        to,
+                    });
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, at: u64, e: Event) -> Result<(), PortError> {
+        match e {
+            Event::FaultStart(i) => {
+                let f = self.faults[i].clone();
+                let Some(gi) = self.groups.iter().position(|g| g.name == f.target_group) else {
+                    return Ok(());
+                };
+                if f.kind.is_fleet_wide() {
+                    self.groups[gi].fleet = Some(f.kind);
+                } else if let Some(n) = f.instance {
+                    let Some(id) = self
+                        .hosts
+                        .iter()
+                        .find(|(_, h)| {
+                            h.group == gi && h.index == n as usize && h.up != Up::Terminated
+                        })
+                        .map(|(id, _)| id.clone())
+                    else {
+                        return Ok(());
+                    };
+                    if let Some(h) = self.hosts.get_mut(&id) {
+                        match f.kind {
+                            FaultKind::Flapping => h.flapping_until = f.duration_s.map(|d| at + d),
+                            FaultKind::SsmAgentDown => {
+                                h.agent_down = true;
+                                if let Some(w) = f.with {
+                                    h.faults.insert(w);
+                                }
+                            }
+                            k => {
+                                h.faults.insert(k);
+                                h.recurs_every_s = f.recurs_every_s;
+                            }
+                        }
+                    }
+                }
+                if let Some(d) = f.duration_s
+                    && f.kind != FaultKind::Flapping
+                {
+                    self.schedule(at + d, Event::FaultEnd(i));
+                }
+            }
+            Event::FaultEnd(i) => {
+                let f = self.faults[i].clone();
+                if let Some(gi) = self.groups.iter().position(|g| g.name == f.target_group) {
+                    if f.kind.is_fleet_wide() {
+                        self.groups[gi].fleet = None;
+                    } else if let Some(n) = f.instance
+                        && let Some(h) = self.hosts.values_mut().find(|h| {
+                            h.group == gi && h.index == n as usize && h.up != Up::Terminated
+                        })
+                    {
+                        h.faults.remove(&f.kind);
+                        if f.kind == FaultKind::SsmAgentDown {
+                            h.agent_down = false;
+                        }
+                    }
+                }
+            }
+            Event::Ready(id) => {
+                if let Some(h) = self.hosts.get_mut(&id)
+                    && matches!(h.up, Up::Restarting | Up::Rebooting | Up::Booting)
+                {
+                    if h.up == Up::Rebooting {
+                        h.booted_at = at;
+                    }
+                    h.up = Up::Running;
+                }
+            }
+            Event::Launched(id) => {
+                let boot_s = self.timings.boot_s;
+                if let Some(h) = self.hosts.get_mut(&id) {
+                    h.up = Up::Booting;
+                    h.booted_at = at;
+                    let g = h.group;
+                    self.groups[g].targets.insert(
+                        id.clone(),
+                        Target {
+                            state: HealthState::Initial,
+                            reason: Some(ReasonCode::InitialHealthChecking),
+                            ok: 0,
+                            fail: 0,
+                        },
+                    );
+                    self.schedule(at + boot_s, Event::Ready(id));
+                }
+            }
+            Event::Drained(id) => {
+                for g in &mut self.groups {
+                    if g.targets.get(&id).is_some_and(|t| {
+                        matches!(
+                            t.state,
+                            HealthState::Draining | HealthState::UnhealthyDraining
+                        )
+                    }) {
+                        g.targets.remove(&id);
+                    }
+                }
+            }
+            Event::LeakReturns(id) => {
+                if let Some(h) = self.hosts.get_mut(&id)
+                    && h.up != Up::Terminated
+                {
+                    h.faults.insert(FaultKind::MemoryLeak);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes everything due up to `now` in time order.
+    fn advance(&mut self, now: u64) -> Result<(), PortError> {
+        loop {
+            let next_event = self.events.keys().next().copied();
+            match next_event {
+                Some((at, seq)) if at <= now && at <= self.next_check => {
+                    if let Some(e) = self.events.remove(&(at, seq)) {
+                        self.t = at;
+                        self.apply(at, e)?;
+                    }
+                }
+                _ if self.next_check <= now => {
+                    let t = self.next_check;
+                    self.t = t;
+                    self.check(t);
+                    self.next_check += self.timings.health_check_interval_s;
+                }
+                _ => break,
+            }
+        }
+        self.t = now;
+        Ok(())
+    }
+
+    fn host(&self, id: &InstanceId) -> Result<&Host, PortError> {
+        self.hosts
+            .get(id)
+            .filter(|h| h.up != Up::Terminated)
+            .ok_or_else(|| PortError::InstanceNotFound(id.to_string()))
+    }
+
+    fn reachable(&self, h: &Host) -> bool {
+        h.up == Up::Running
+            && !h.agent_down
+            && !h.faults.contains(&FaultKind::OsHang)
+            && !h.faults.contains(&FaultKind::HardwareFailure)
+    }
+}
+
+impl Region {
+    /// The region of a scenario at its start (all hosts running and healthy, faults scheduled).
+    pub fn new(s: &Scenario) -> Result<Region, PortError> {
+        let mut st = State {
+            timings: s.timings.clone(),
+            faults: s.faults.clone(),
+            groups: Vec::new(),
+            hosts: BTreeMap::new(),
+            events: BTreeMap::new(),
+            seq: 0,
+            t: 0,
+            next_check: s.timings.health_check_interval_s,
+            commands: BTreeMap::new(),
+            next_instance: 0,
+            calls: Vec::new(),
+            transitions: Vec::new(),
+        };
+        for (gi, g) in s.fleet.target_groups.iter().enumerate() {
+            let mut targets = BTreeMap::new();
+            for n in 0..g.instances as usize {
+                st.next_instance += 1;
+                let id = instance_id(st.next_instance)?;
+                st.hosts.insert(
+                    id.clone(),
+                    Host {
+                        group: gi,
+                        index: n,
+                        faults: BTreeSet::new(),
+                        agent_down: false,
+                        up: Up::Running,
+                        booted_at: 0,
+                        flapping_until: None,
+                        recurs_every_s: None,
+                    },
+                );
+                targets.insert(
+                    id,
+                    Target {
+                        state: HealthState::Healthy,
+                        reason: None,
+                        ok: s.timings.healthy_threshold,
+                        fail: 0,
+                    },
+                );
+            }
+            st.groups.push(Group {
+                name: g.name.clone(),
+                arn: arn_of(&g.name)?,
+                asg: AsgName::parse(g.asg.clone())
+                    .map_err(|e| PortError::InvalidRequest(e.to_string()))?,
+                lb: g.lb,
+                protocol: g.protocol,
+                services: g.services.clone(),
+                fleet: None,
+                targets,
+            });
+        }
+        for (i, f) in s.faults.iter().enumerate() {
+            st.schedule(f.at_s, Event::FaultStart(i));
+        }
+        // The services of each group are its instances' stored policy, as a deployment
+        // configures them.
+        let store = MemoryStore::default();
+        for (id, h) in &st.hosts {
+            let services = st.groups[h.group].services.clone();
+            store.set_policy(
+                id.clone(),
+                autoheal_core::InstancePolicy {
+                    services: Some(services),
+                    ..Default::default()
+                },
+            );
+        }
+        Ok(Region {
+            state: Mutex::new(st),
+            store,
+            start: tokio::time::Instant::now(),
+            epoch: 1_800_000_000,
+        })
+    }
+
+    /// Seconds since the scenario started.
+    pub fn elapsed_s(&self) -> u64 {
+        self.start.elapsed().as_secs()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, PortError>) -> Result<T, PortError> {
+        let now = self.elapsed_s();
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| PortError::InvalidRequest("the region's lock is poisoned".into()))?;
+        st.advance(now)?;
+        for tr in std::mem::take(&mut st.transitions) {
+            self.store.push_transition(Transition {
+                at: Timestamp(self.epoch + tr.at.0),
+                ..tr
+            });
+        }
+        f(&mut st)
+    }
+
+    /// The target groups' ARNs, in scenario order.
+    pub fn target_group_arns(&self) -> Vec<TargetGroupArn> {
+        self.with(|s| Ok(s.groups.iter().map(|g| g.arn.clone()).collect()))
+            .unwrap_or_default()
+    }
+
+    /// Every mutating call so far (`reboot i-…`, `terminate i-…`, `send <document> i-…`).
+    pub fn calls(&self) -> Vec<String> {
+        self.with(|s| Ok(s.calls.clone())).unwrap_or_default()
+    }
+
+    /// Targets serving in a group now.
+    pub fn serving(&self, tg: &TargetGroupArn) -> usize {
+        self.with(|s| {
+            Ok(s.groups.iter().find(|g| &g.arn == tg).map_or(0, |g| {
+                g.targets
+                    .values()
+                    .filter(|t| t.state == HealthState::Healthy)
+                    .count()
+            }))
+        })
+        .unwrap_or(0)
+    }
+}
+
+impl TargetGroupCatalog for Region {
+    async fn target_groups(&self, sel: &TargetGroupSelector) -> PortResult<Vec<TargetGroupInfo>> {
+        self.with(|s| {
+            Ok(s.groups
+                .iter()
+                .filter(|g| match sel {
+                    TargetGroupSelector::Arns(a) => a.contains(&g.arn),
+                    TargetGroupSelector::Tag { .. } => true,
+                })
+                .map(|g| TargetGroupInfo {
+                    arn: g.arn.clone(),
+                    lb: if g.lb == Lb::Alb {
+                        LbKind::Alb
+                    } else {
+                        LbKind::Nlb
+                    },
+                    protocol: format!("{:?}", g.protocol).to_uppercase(),
+                    port: 8080,
+                    health_check_port: Some(8080),
+                    health_check_path: (g.protocol != Protocol::Tcp).then(|| "/healthz".to_owned()),
+                })
+                .collect())
+        })
+    }
+}
+
+impl TargetHealthSource for Region {
+    async fn describe_target_health(&self, tg: &TargetGroupArn) -> PortResult<Vec<TargetHealth>> {
+        self.with(|s| {
+            let g = s.groups.iter().find(|g| &g.arn == tg).ok_or_else(|| {
+                PortError::TargetNotFound {
+                    target_group: tg.to_string(),
+                    target: String::new(),
+                }
+            })?;
+            Ok(g.targets
+                .iter()
+                .map(|(id, t)| TargetHealth {
+                    instance: id.clone(),
+                    port: 8080,
+                    state: t.state,
+                    reason: t.reason.clone(),
+                    description: None,
+                    anomaly: None,
+                })
+                .collect())
+        })
+    }
+}
+
+impl TargetRegistry for Region {
+    async fn register(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
+        self.with(|s| {
+            s.calls.push(format!("register {i}"));
+            let g = s.groups.iter_mut().find(|g| &g.arn == tg).ok_or_else(|| {
+                PortError::TargetNotFound {
+                    target_group: tg.to_string(),
+                    target: i.to_string(),
+                }
+            })?;
+            g.targets.insert(
+                i.clone(),
+                Target {
+                    state: HealthState::Initial,
+                    reason: Some(ReasonCode::InitialHealthChecking),
+                    ok: 0,
+                    fail: 0,
+                },
+            );
+            Ok(())
+        })
+    }
+    async fn deregister(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
+        self.with(|s| {
+            s.calls.push(format!("deregister {i}"));
+            let delay = s.timings.deregistration_delay_s;
+            let t = s.t;
+            let g = s.groups.iter_mut().find(|g| &g.arn == tg).ok_or_else(|| {
+                PortError::TargetNotFound {
+                    target_group: tg.to_string(),
+                    target: i.to_string(),
+                }
+            })?;
+            if let Some(target) = g.targets.get_mut(i) {
+                target.state = if target.state == HealthState::Unhealthy {
+                    HealthState::UnhealthyDraining
+                } else {
+                    HealthState::Draining
+                };
+                target.reason = Some(ReasonCode::DeregistrationInProgress);
+                s.schedule(t + delay, Event::Drained(i.clone()));
+            }
+            Ok(())
+        })
+    }
+}
+
+impl InstanceInventory for Region {
+    async fn describe_instances(&self, ids: &[InstanceId]) -> PortResult<Vec<InstanceInfo>> {
+        self.with(|s| {
+            Ok(ids
+                .iter()
+                .filter_map(|id| {
+                    let h = s.hosts.get(id).filter(|h| h.up != Up::Terminated)?;
+                    let hw = h.faults.contains(&FaultKind::HardwareFailure);
+                    Some(InstanceInfo {
+                        instance: id.clone(),
+                        state: if h.up == Up::Launching {
+                            InstanceState::Pending
+                        } else {
+                            InstanceState::Running
+                        },
+                        instance_status: if hw || h.faults.contains(&FaultKind::OsHang) {
+                            StatusCheck::Impaired
+                        } else if h.up == Up::Launching {
+                            StatusCheck::Initializing
+                        } else {
+                            StatusCheck::Ok
+                        },
+                        system_status: if hw {
+                            StatusCheck::Impaired
+                        } else {
+                            StatusCheck::Ok
+                        },
+                        tags: BTreeMap::from([("autoheal:managed".to_owned(), "true".to_owned())]),
+                        asg: Some(s.groups[h.group].asg.clone()),
+                        launched_at: None,
+                    })
+                })
+                .collect())
+        })
+    }
+}
+
+/// Faults a reboot clears (it restarts everything on the host, but cannot mend a disk or the
+/// hardware).
+const REBOOT_CLEARS: [FaultKind; 6] = [
+    FaultKind::AppCrash,
+    FaultKind::AppHang,
+    FaultKind::MemoryLeak,
+    FaultKind::CpuRunaway,
+    FaultKind::OsHang,
+    FaultKind::NetworkMisconfig,
+];
+
+impl InstanceControl for Region {
+    async fn reboot(&self, i: &InstanceId) -> PortResult<()> {
+        self.with(|s| {
+            s.calls.push(format!("reboot {i}"));
+            let reboot_s = s.timings.reboot_s;
+            let t = s.t;
+            let h = s
+                .hosts
+                .get_mut(i)
+                .filter(|h| h.up != Up::Terminated)
+                .ok_or_else(|| PortError::InstanceNotFound(i.to_string()))?;
+            for f in REBOOT_CLEARS {
+                h.faults.remove(&f);
+            }
+            h.agent_down = false;
+            h.up = Up::Rebooting;
+            s.schedule(t + reboot_s, Event::Ready(i.clone()));
+            Ok(())
+        })
+    }
+}
+
+impl FleetControl for Region {
+    async fn describe_group(&self, name: &AsgName) -> PortResult<AsgInfo> {
+        self.with(|s| {
+            let gi = s
+                .groups
+                .iter()
+                .position(|g| &g.asg == name)
+                .ok_or_else(|| PortError::InvalidRequest(format!("no group {name}")))?;
+            let instances: Vec<AsgInstance> = s
+                .hosts
+                .iter()
+                .filter(|(_, h)| h.group == gi && h.up != Up::Terminated)
+                .map(|(id, h)| AsgInstance {
+                    instance: id.clone(),
+                    lifecycle_state: if h.up == Up::Launching {
+                        "Pending"
+                    } else {
+                        "InService"
+                    }
+                    .to_owned(),
+                    health_status: "Healthy".to_owned(),
+                })
+                .collect();
+            let n = u32::try_from(instances.len()).unwrap_or(u32::MAX);
+            Ok(AsgInfo {
+                name: name.clone(),
+                min_size: 1,
+                max_size: n * 2,
+                desired_capacity: n,
+                instances,
+            })
+        })
+    }
+    async fn enter_standby(&self, _: &AsgName, i: &InstanceId, _: bool) -> PortResult<()> {
+        self.with(|s| {
+            s.calls.push(format!("standby {i}"));
+            Ok(())
+        })
+    }
+    async fn exit_standby(&self, _: &AsgName, i: &InstanceId) -> PortResult<()> {
+        self.with(|s| {
+            s.calls.push(format!("exit-standby {i}"));
+            Ok(())
+        })
+    }
+    async fn set_unhealthy(&self, i: &InstanceId) -> PortResult<()> {
+        self.with(|s| {
+            s.calls.push(format!("set-unhealthy {i}"));
+            Ok(())
+        })
+    }
+    async fn terminate_in_group(&self, i: &InstanceId, _: bool) -> PortResult<String> {
+        self.with(|s| {
+            s.calls.push(format!("terminate {i}"));
+            let (launch_s, delay, t) = (s.timings.launch_s, s.timings.deregistration_delay_s, s.t);
+            let h = s
+                .hosts
+                .get_mut(i)
+                .filter(|h| h.up != Up::Terminated)
+                .ok_or_else(|| PortError::InstanceNotFound(i.to_string()))?;
+            h.up = Up::Terminated;
+            let (group, index) = (h.group, h.index);
+            if let Some(target) = s.groups[group].targets.get_mut(i) {
+                target.state = HealthState::Draining;
+                target.reason = Some(ReasonCode::DeregistrationInProgress);
+            }
+            s.schedule(t + delay, Event::Drained(i.clone()));
+            // As on AWS, the replacement launches at once, without waiting for the draining.
+            s.next_instance += 1;
+            let new = instance_id(s.next_instance)?;
+            s.hosts.insert(
+                new.clone(),
+                Host {
+                    group,
+                    index,
+                    faults: BTreeSet::new(),
+                    agent_down: false,
+                    up: Up::Launching,
+                    booted_at: t,
+                    flapping_until: None,
+                    recurs_every_s: None,
+                },
+            );
+            s.schedule(t + launch_s, Event::Launched(new));
+            Ok(format!("activity-{}", s.next_instance))
+        })
+    }
+}
+
+impl CommandRunner for Region {
+    async fn send(&self, r: &CommandRequest) -> PortResult<String> {
+        self.with(|s| {
+            s.calls
+                .push(format!("send {} {}", r.document.name, r.instance));
+            let t = s.t;
+            let (restart_s, latency) = (s.timings.restart_s, s.timings.ssm_command_s);
+            let id = format!("cmd-{:06}", s.commands.len() + 1);
+            let host = s.host(&r.instance)?.clone();
+            let g = &s.groups[host.group];
+            let param = |k: &str| {
+                r.parameters
+                    .get(k)
+                    .and_then(|v| v.first())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (status, stdout) = if !s.reachable(&host) {
+                (CommandStatus::Undeliverable, String::new())
+            } else {
+                match r.document.name.as_str() {
+                    "autoheal-Diagnostics" => {
+                        let faults: Vec<FaultKind> = host.faults.iter().copied().collect();
+                        let d = diagnostics_for(
+                            &faults,
+                            s.fleet_for(&host),
+                            &g.services,
+                            8080,
+                            g.protocol,
+                            (g.protocol != Protocol::Tcp).then_some("/healthz"),
+                            t.saturating_sub(host.booted_at) + 3600,
+                        );
+                        (CommandStatus::Success, stdout_for(&d))
+                    }
+                    "autoheal-RestartServices" => {
+                        let cleanup = param("Cleanup") == "true";
+                        let stuck = host.faults.contains(&FaultKind::DiskCorruption)
+                            || (host.faults.contains(&FaultKind::DiskFull) && !cleanup);
+                        let h = s
+                            .hosts
+                            .get_mut(&r.instance)
+                            .ok_or_else(|| PortError::InstanceNotFound(r.instance.to_string()))?;
+                        if stuck {
+                            (CommandStatus::Failed, String::new())
+                        } else {
+                            let leaked = h.faults.remove(&FaultKind::MemoryLeak);
+                            for f in [
+                                FaultKind::AppCrash,
+                                FaultKind::AppHang,
+                                FaultKind::CpuRunaway,
+                                FaultKind::DiskFull,
+                            ] {
+                                h.faults.remove(&f);
+                            }
+                            h.up = Up::Restarting;
+                            let recurs = h.recurs_every_s;
+                            s.schedule(t + restart_s, Event::Ready(r.instance.clone()));
+                            if let (true, Some(every)) = (leaked, recurs) {
+                                s.schedule(t + every, Event::LeakReturns(r.instance.clone()));
+                            }
+                            (CommandStatus::Success, String::new())
+                        }
+                    }
+                    "autoheal-VerifyHealth" => {
+                        let faults: Vec<FaultKind> = host.faults.iter().copied().collect();
+                        let ok = host.up == Up::Running
+                            && elb_check(&faults, s.fleet_for(&host), g.protocol).is_none();
+                        (
+                            if ok {
+                                CommandStatus::Success
+                            } else {
+                                CommandStatus::Failed
+                            },
+                            String::new(),
+                        )
+                    }
+                    _ => (CommandStatus::Success, String::new()),
+                }
+            };
+            let exit_code = match status {
+                CommandStatus::Success => Some(0),
+                CommandStatus::Failed => Some(1),
+                _ => None,
+            };
+            s.commands.insert(
+                id.clone(),
+                Command {
+                    ready_at: t + latency,
+                    result: CommandResult {
+                        command_id: id.clone(),
+                        status,
+                        stdout,
+                        stderr: String::new(),
+                        exit_code,
+                    },
+                },
+            );
+            Ok(id)
+        })
+    }
+    async fn result(&self, id: &str, _: &InstanceId) -> PortResult<CommandResult> {
+        self.with(|s| {
+            let c = s
+                .commands
+                .get(id)
+                .ok_or_else(|| PortError::InvalidRequest(format!("no command {id}")))?;
+            Ok(if s.t < c.ready_at {
+                CommandResult {
+                    status: CommandStatus::InProgress,
+                    stdout: String::new(),
+                    exit_code: None,
+                    ..c.result.clone()
+                }
+            } else {
+                c.result.clone()
+            })
+        })
+    }
+    async fn agent_status(&self, i: &InstanceId) -> PortResult<AgentPing> {
+        self.with(|s| {
+            let h = s.host(i)?;
+            Ok(if s.reachable(h) || matches!(h.up, Up::Restarting) {
+                AgentPing::Online
+            } else {
+                AgentPing::ConnectionLost
+            })
+        })
+    }
+}
+
+impl IncidentStore for Region {
+    async fn put_incident(&self, r: &autoheal_core::IncidentRecord) -> PortResult<()> {
+        self.with(|_| Ok(()))?;
+        self.store.put_incident(r).await
+    }
+    async fn get_incident(
+        &self,
+        id: &autoheal_core::IncidentId,
+    ) -> PortResult<Option<autoheal_core::IncidentRecord>> {
+        self.store.get_incident(id).await
+    }
+    async fn list_incidents(
+        &self,
+        q: &IncidentQuery,
+    ) -> PortResult<Vec<autoheal_core::IncidentRecord>> {
+        self.store.list_incidents(q).await
+    }
+    async fn acquire_lease(
+        &self,
+        i: &InstanceId,
+        h: &autoheal_core::IncidentId,
+        now: Timestamp,
+        ttl: u64,
+    ) -> PortResult<Lease> {
+        self.store.acquire_lease(i, h, now, ttl).await
+    }
+    async fn release_lease(&self, i: &InstanceId, h: &autoheal_core::IncidentId) -> PortResult<()> {
+        self.store.release_lease(i, h).await
+    }
+    async fn active_leases(&self, ids: &[InstanceId], now: Timestamp) -> PortResult<Vec<Lease>> {
+        self.store.active_leases(ids, now).await
+    }
+    async fn instance_policy(
+        &self,
+        i: &InstanceId,
+    ) -> PortResult<Option<autoheal_core::InstancePolicy>> {
+        self.store.instance_policy(i).await
+    }
+    async fn history(
+        &self,
+        i: &InstanceId,
+        since: Timestamp,
+    ) -> PortResult<autoheal_core::History> {
+        self.with(|_| Ok(()))?;
+        self.store.history(i, since).await
+    }
+    async fn record_heal(&self, h: &autoheal_core::incident::HealRecord) -> PortResult<()> {
+        self.store.record_heal(h).await
+    }
+    async fn record_transition(&self, t: &Transition) -> PortResult<()> {
+        self.store.record_transition(t).await
+    }
+}
+
+impl Notifier for Region {
+    async fn notify(&self, n: &Notification) -> PortResult<()> {
+        self.store.notify(n).await
+    }
+}
+
+impl Clock for Region {
+    fn now(&self) -> Timestamp {
+        Timestamp(
+            self.epoch
+                .saturating_add(i64::try_from(self.elapsed_s()).unwrap_or(i64::MAX)),
+        )
+    }
+}

@@ -1,0 +1,166 @@
+//! An in-memory incident store and notifier: incidents, leases with expiry, instance policy,
+//! heal and health history, and the notifications sent. The embedded on-disk store (issue 4)
+//! will be another implementation of the same port.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use autoheal_core::error::PortError;
+use autoheal_core::incident::{HealRecord, History, IncidentRecord, Transition};
+use autoheal_core::ports::{
+    IncidentQuery, IncidentStore, Lease, Notification, Notifier, PortResult,
+};
+use autoheal_core::{IncidentId, InstanceId, InstancePolicy, Timestamp};
+
+#[derive(Debug, Default)]
+struct Tables {
+    incidents: BTreeMap<IncidentId, IncidentRecord>,
+    leases: Vec<Lease>,
+    heals: Vec<HealRecord>,
+    transitions: Vec<Transition>,
+    policies: BTreeMap<InstanceId, InstancePolicy>,
+    notifications: Vec<Notification>,
+}
+
+/// The store and notifier of a simulated (or test) world.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> Result<T, PortError> {
+        let mut t = self
+            .tables
+            .lock()
+            .map_err(|_| PortError::InvalidRequest("the store's lock is poisoned".into()))?;
+        Ok(f(&mut t))
+    }
+
+    pub fn incidents(&self) -> Vec<IncidentRecord> {
+        self.with(|t| t.incidents.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn heals(&self) -> Vec<HealRecord> {
+        self.with(|t| t.heals.clone()).unwrap_or_default()
+    }
+
+    pub fn transitions(&self) -> Vec<Transition> {
+        self.with(|t| t.transitions.clone()).unwrap_or_default()
+    }
+
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.with(|t| t.notifications.clone()).unwrap_or_default()
+    }
+
+    pub fn set_policy(&self, i: InstanceId, p: InstancePolicy) {
+        let _ = self.with(|t| t.policies.insert(i, p));
+    }
+
+    /// Records a health transition (the world calls this as its load balancer changes a state).
+    pub fn push_transition(&self, tr: Transition) {
+        let _ = self.with(|t| t.transitions.push(tr));
+    }
+}
+
+impl IncidentStore for MemoryStore {
+    async fn put_incident(&self, r: &IncidentRecord) -> PortResult<()> {
+        self.with(|t| {
+            t.incidents.insert(r.incident.id.clone(), r.clone());
+        })
+    }
+    async fn get_incident(&self, id: &IncidentId) -> PortResult<Option<IncidentRecord>> {
+        self.with(|t| t.incidents.get(id).cloned())
+    }
+    async fn list_incidents(&self, q: &IncidentQuery) -> PortResult<Vec<IncidentRecord>> {
+        self.with(|t| {
+            t.incidents
+                .values()
+                .filter(|r| {
+                    q.instance
+                        .as_ref()
+                        .is_none_or(|i| &r.incident.instance == i)
+                })
+                .filter(|r| q.since.is_none_or(|s| r.incident.detected_at >= s))
+                .take(q.limit.map_or(usize::MAX, |l| l as usize))
+                .cloned()
+                .collect()
+        })
+    }
+    async fn acquire_lease(
+        &self,
+        i: &InstanceId,
+        holder: &IncidentId,
+        now: Timestamp,
+        ttl_s: u64,
+    ) -> PortResult<Lease> {
+        self.with(|t| {
+            if let Some(l) = t
+                .leases
+                .iter()
+                .find(|l| &l.instance == i && &l.holder != holder && l.expires_at > now)
+            {
+                return Err(PortError::LeaseHeld {
+                    instance: i.to_string(),
+                    holder: l.holder.to_string(),
+                    expires_at: l.expires_at.to_string(),
+                });
+            }
+            t.leases.retain(|l| &l.instance != i);
+            let lease = Lease {
+                instance: i.clone(),
+                holder: holder.clone(),
+                expires_at: now.plus_secs(ttl_s),
+            };
+            t.leases.push(lease.clone());
+            Ok(lease)
+        })?
+    }
+    async fn release_lease(&self, i: &InstanceId, holder: &IncidentId) -> PortResult<()> {
+        self.with(|t| {
+            t.leases
+                .retain(|l| !(&l.instance == i && &l.holder == holder))
+        })
+    }
+    async fn active_leases(&self, ids: &[InstanceId], now: Timestamp) -> PortResult<Vec<Lease>> {
+        self.with(|t| {
+            t.leases
+                .iter()
+                .filter(|l| ids.contains(&l.instance) && l.expires_at > now)
+                .cloned()
+                .collect()
+        })
+    }
+    async fn instance_policy(&self, i: &InstanceId) -> PortResult<Option<InstancePolicy>> {
+        self.with(|t| t.policies.get(i).cloned())
+    }
+    async fn history(&self, i: &InstanceId, since: Timestamp) -> PortResult<History> {
+        self.with(|t| History {
+            heals: t
+                .heals
+                .iter()
+                .filter(|h| &h.instance == i && h.started_at >= since)
+                .cloned()
+                .collect(),
+            transitions: t
+                .transitions
+                .iter()
+                .filter(|x| &x.instance == i && x.at >= since)
+                .cloned()
+                .collect(),
+        })
+    }
+    async fn record_heal(&self, h: &HealRecord) -> PortResult<()> {
+        self.with(|t| t.heals.push(h.clone()))
+    }
+    async fn record_transition(&self, tr: &Transition) -> PortResult<()> {
+        self.with(|t| t.transitions.push(tr.clone()))
+    }
+}
+
+impl Notifier for MemoryStore {
+    async fn notify(&self, n: &Notification) -> PortResult<()> {
+        self.with(|t| t.notifications.push(n.clone()))
+    }
+}
