@@ -147,7 +147,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     println!(
-        "\nNot built yet: the simulated fleet that drives the real task handlers, and `autoheal demo` with\nreport.html (issue 4); the AWS adapters and Lambda binaries (issue 5)."
+        "\nNot built yet: the loop that runs whole scenarios on the simulated region, `autoheal demo` with\nreport.html (issue 4); the AWS adapters and Lambda binaries (issue 5)."
     );
     if mismatches == 0 {
         std::process::ExitCode::SUCCESS
