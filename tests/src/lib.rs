@@ -368,19 +368,14 @@ pub fn fault_kinds() -> Vec<FaultKind> {
     ]
 }
 
-/// `statemachine/autoheal.asl.json` with every `${Name}` placeholder replaced by a Lambda ARN.
+/// `statemachine/autoheal.asl.json` with every `${Name}` placeholder replaced as the local
+/// runner does ([`autoheal_handlers::substitutions`]).
 pub fn autoheal_definition() -> autoheal_asl::StateMachine {
     let path = repo_root().join("statemachine/autoheal.asl.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut subs = std::collections::BTreeMap::new();
-    for part in text.split("${").skip(1) {
-        if let Some(name) = part.split('}').next() {
-            subs.insert(
-                name.to_owned(),
-                format!("arn:aws:lambda:us-east-1:123456789012:function:autoheal-{name}"),
-            );
-        }
-    }
-    autoheal_asl::StateMachine::parse(&autoheal_asl::substitute(&text, &subs))
-        .unwrap_or_else(|e| panic!("{e}"))
+    autoheal_asl::StateMachine::parse(&autoheal_asl::substitute(
+        &text,
+        &autoheal_handlers::substitutions(),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,25 +1,15 @@
 //! The real handlers (`autoheal-handlers`) on the real state machine, over an in-memory world:
 //! what the local runner will run on the simulator, end to end.
 
-use autoheal_asl::{Execution, RunOptions, Runner, StateMachine, Status};
+use autoheal_asl::{Execution, RunOptions, Runner, Status};
 use autoheal_core::health::{HealthState, ReasonCode};
 use autoheal_core::incident::{HealOutcome, IncidentStatus};
 use autoheal_core::observe::{AgentPing, StatusCheck};
 use autoheal_core::policy::Action;
 use autoheal_handlers::{Config, InProcess};
 use autoheal_tests::memory_world::{Host, MemoryWorld};
-use autoheal_tests::{iid, repo_root, tg};
+use autoheal_tests::{autoheal_definition, iid, tg};
 use serde_json::{Value, json};
-
-fn definition() -> StateMachine {
-    let text = std::fs::read_to_string(repo_root().join("statemachine/autoheal.asl.json"))
-        .expect("definition");
-    StateMachine::parse(&autoheal_asl::substitute(
-        &text,
-        &InProcess::<MemoryWorld>::substitutions(),
-    ))
-    .expect("parses")
-}
 
 /// Runs one execution for the group with `policy` on a virtual clock; returns it and the world.
 fn run(hosts: Vec<Host>, policy: Value, operator: Option<bool>) -> (Execution, MemoryWorld) {
@@ -28,7 +18,7 @@ fn run(hosts: Vec<Host>, policy: Value, operator: Option<bool>) -> (Execution, M
         .start_paused(true)
         .build()
         .expect("runtime");
-    let sm = definition();
+    let sm = autoheal_definition();
     rt.block_on(async {
         let world = MemoryWorld::new(hosts);
         let e = {

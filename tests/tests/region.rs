@@ -3,23 +3,13 @@
 
 use std::time::Duration;
 
-use autoheal_asl::{Execution, RunOptions, Runner, StateMachine, Status};
+use autoheal_asl::{Execution, RunOptions, Runner, Status};
 use autoheal_core::health::HealthState;
 use autoheal_core::ports::TargetHealthSource;
 use autoheal_handlers::{Config, InProcess};
 use autoheal_sim::{Region, Scenario};
-use autoheal_tests::repo_root;
+use autoheal_tests::{autoheal_definition, repo_root};
 use serde_json::json;
-
-fn definition() -> StateMachine {
-    let text = std::fs::read_to_string(repo_root().join("statemachine/autoheal.asl.json"))
-        .expect("definition");
-    StateMachine::parse(&autoheal_asl::substitute(
-        &text,
-        &InProcess::<Region>::substitutions(),
-    ))
-    .expect("parses")
-}
 
 fn scenario(name: &str) -> Scenario {
     Scenario::load(&repo_root().join(format!("docs/examples/{name}.json")))
@@ -35,7 +25,7 @@ fn heal_at(s: &Scenario, at_s: u64) -> (Execution, Region, usize) {
         .start_paused(true)
         .build()
         .expect("runtime");
-    let sm = definition();
+    let sm = autoheal_definition();
     rt.block_on(async {
         let region = Region::new(s).expect("region");
         tokio::time::sleep(Duration::from_secs(at_s)).await;

@@ -26,6 +26,20 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("NotifyFunctionArn", "notify"),
 ];
 
+/// The `definitionSubstitutions` for a local run: each placeholder becomes a Lambda ARN whose
+/// function name is the handler's (`…:function:autoheal-detect`), which [`InProcess`] dispatches on.
+pub fn substitutions() -> BTreeMap<String, String> {
+    FUNCTIONS
+        .iter()
+        .map(|(p, f)| {
+            (
+                (*p).to_owned(),
+                format!("arn:aws:lambda:us-east-1:123456789012:function:autoheal-{f}"),
+            )
+        })
+        .collect()
+}
+
 /// The handlers of a world, as Task resources.
 pub struct InProcess<'w, W: World> {
     pub world: &'w W,
@@ -35,20 +49,6 @@ pub struct InProcess<'w, W: World> {
 impl<'w, W: World> InProcess<'w, W> {
     pub fn new(world: &'w W, config: Config) -> Self {
         Self { world, config }
-    }
-
-    /// The `definitionSubstitutions` for a local run: each placeholder becomes a Lambda ARN
-    /// whose function name is the handler's (`…:function:autoheal-detect`).
-    pub fn substitutions() -> BTreeMap<String, String> {
-        FUNCTIONS
-            .iter()
-            .map(|(p, f)| {
-                (
-                    (*p).to_owned(),
-                    format!("arn:aws:lambda:us-east-1:123456789012:function:autoheal-{f}"),
-                )
-            })
-            .collect()
     }
 
     /// Runs the handler called `function` on `input`.

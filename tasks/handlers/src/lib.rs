@@ -18,7 +18,7 @@ mod in_process;
 
 pub use error::TaskError;
 pub use handlers::*;
-pub use in_process::InProcess;
+pub use in_process::{InProcess, substitutions};
 
 /// Everything the handlers reach: every port. The AWS adapters implement it on one struct of
 /// SDK clients, the simulator on its simulated region.

@@ -454,6 +454,16 @@ mod tests {
     const PORT: u16 = 8080;
     const PATH: &str = "/healthz";
     const UPTIME_S: u64 = 86_400;
+    /// Every fault that changes a host's own document, all at once.
+    const ALL_HOST_FAULTS: [FaultKind; 7] = [
+        FaultKind::AppCrash,
+        FaultKind::AppHang,
+        FaultKind::MemoryLeak,
+        FaultKind::CpuRunaway,
+        FaultKind::DiskFull,
+        FaultKind::DiskCorruption,
+        FaultKind::NetworkMisconfig,
+    ];
     const HTTP_LIKE: [Protocol; 2] = [Protocol::Http, Protocol::Https];
     const ALL_PROTOCOLS: [Protocol; 3] = [Protocol::Http, Protocol::Https, Protocol::Tcp];
 
@@ -810,15 +820,7 @@ mod tests {
             );
 
             // Everything at once: corruption outranks the rest, and the document still parses.
-            let all = [
-                FaultKind::AppCrash,
-                FaultKind::AppHang,
-                FaultKind::MemoryLeak,
-                FaultKind::CpuRunaway,
-                FaultKind::DiskFull,
-                FaultKind::DiskCorruption,
-                FaultKind::NetworkMisconfig,
-            ];
+            let all = ALL_HOST_FAULTS;
             let d = doc(&all, Some(FaultKind::Overload), protocol);
             assert_eq!(d.dmesg.lines.len(), 3);
             assert_eq!(d.disks[0].used_percent, FULL_USED_PERCENT);
@@ -900,15 +902,7 @@ mod tests {
             })
             .collect();
         let path = format!("/{}", "p".repeat(1_000));
-        let all = [
-            FaultKind::AppCrash,
-            FaultKind::AppHang,
-            FaultKind::MemoryLeak,
-            FaultKind::CpuRunaway,
-            FaultKind::DiskFull,
-            FaultKind::DiskCorruption,
-            FaultKind::NetworkMisconfig,
-        ];
+        let all = ALL_HOST_FAULTS;
         for protocol in ALL_PROTOCOLS {
             for fleet in [
                 None,
