@@ -11,8 +11,8 @@ export AWS_EC2_METADATA_DISABLED := true
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-demo: ## run the main job on the embedded default (today: the decision engine over every fault kind)
-	@$(CARGO) run --quiet --locked -p autoheal-tests --bin fault-walkthrough
+demo: ## the built-in scenarios on the simulated fleet, autoheal vs asg-replace: table + .autoheal/demo/report.html
+	@$(CARGO) run --quiet --locked -p autoheal -- demo --out .autoheal/demo
 
 # Every state machine in the repository, checked by the reference validator from npm.
 ASL_FILES := $(shell git ls-files '*.asl.json' 2>/dev/null)
@@ -51,6 +51,7 @@ bench: ## measure, write bench/results.json, print a table
 	$(CARGO) build --quiet --locked --release -p autoheal-tests --bins
 	target/release/bench-core bench/results.json
 	target/release/bench-asl bench/results.json
+	target/release/bench-sim bench/results.json
 
 schema: ## regenerate ssm/diagnostics.schema.json from the Rust types
 	AUTOHEAL_UPDATE_SCHEMA=1 $(CARGO) test --quiet --locked -p autoheal-core schema

@@ -216,6 +216,7 @@ impl Scene {
             asg: None,
             detected_at: NOW,
             tags: BTreeMap::new(),
+            launched_at: None,
         };
         let decision = decide(&DecisionInput {
             incident: &incident,

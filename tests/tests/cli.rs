@@ -303,7 +303,7 @@ fn validate_checks_scenario_files_and_names_the_bad_field() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stdout
-            .contains("mixed.json (7 faults, 4 target groups, 25 targets)"),
+            .contains("mixed.json (8 faults, 4 target groups, 25 targets)"),
         "{}",
         out.stdout
     );
@@ -325,4 +325,144 @@ fn validate_checks_scenario_files_and_names_the_bad_field() {
         "{}",
         out.stdout
     );
+}
+
+fn autoheal_err(args: &[&str]) -> String {
+    let args: Vec<String> = std::iter::once("autoheal")
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    match run(Cli::try_parse_from(args).expect("valid command line")) {
+        Ok(o) => panic!("expected an error, got {}", o.stdout),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn simulate_prints_the_json_summary_of_the_design_for_both_policies() {
+    let f = repo_root().join("docs/examples/web-app-crash.json");
+    let f = f.to_str().expect("utf8");
+    for (policy, action) in [("autoheal", "restart_service"), ("asg-replace", "replace")] {
+        let out = autoheal(&["simulate", "--scenario", f, "--policy", policy, "--json"]);
+        assert_eq!(out.code, 0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        assert_eq!(v["scenario"], "web-app-crash");
+        assert_eq!(v["policy"], policy);
+        let inc = &v["incidents"][0];
+        for k in [
+            "target_group",
+            "instance",
+            "fault",
+            "detected_at_s",
+            "action",
+            "restored_at_s",
+            "outcome",
+        ] {
+            assert!(!inc[k].is_null(), "{policy}: incidents[0].{k} in {inc}");
+        }
+        assert_eq!(inc["fault"], "app_crash");
+        assert_eq!(inc["action"], action);
+        for k in [
+            "mttr_median_s",
+            "mttr_p95_s",
+            "replacements",
+            "restarts",
+            "reboots",
+            "heals_during_fleet_faults",
+            "capacity_lost_target_s",
+            "min_healthy_ratio",
+            "blast_radius_violations",
+            "state_transitions",
+        ] {
+            assert!(v["summary"].get(k).is_some(), "summary.{k}");
+        }
+    }
+    let text = autoheal(&["simulate", "--scenario", f]);
+    assert!(text.stdout.contains("restart_service"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("time to restore: median 210 s"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn simulate_rejects_bad_scenarios_and_policies_with_the_fix() {
+    let dir = scratch("simulate-bad");
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"name": "x", "duration_s": 600, "fleet": {"target_groups": [{"name": "web", "lb": "alb", "protocol": "HTTP", "asg": "web-asg", "instances": 2}]},
+            "faults": [{"at_s": 10, "target_group": "web", "instance": 5, "kind": "app_crash"}]}"#,
+    )
+    .expect("write");
+    let err = autoheal_err(&["simulate", "--scenario", bad.to_str().expect("utf8")]);
+    assert!(
+        err.contains("bad.json") && err.contains("faults[0].instance"),
+        "{err}"
+    );
+    let f = repo_root().join("docs/examples/web-app-crash.json");
+    let err = autoheal_err(&[
+        "simulate",
+        "--scenario",
+        f.to_str().expect("utf8"),
+        "--policy",
+        "yolo",
+    ]);
+    assert!(err.contains("autoheal or asg-replace"), "{err}");
+}
+
+#[test]
+fn demo_prints_the_table_writes_the_report_and_stores_the_incidents() {
+    let dir = scratch("demo");
+    let out = autoheal(&[
+        "demo",
+        "--only",
+        "disk-",
+        "--quiet",
+        "--out",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("disk-full") && out.stdout.contains("disk-corruption"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("cleanup") && out.stdout.contains("DiskCorruption"),
+        "{}",
+        out.stdout
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report");
+    assert!(
+        html.contains("<svg") && html.contains("asg-replace") && html.contains("id=\"disk-full\"")
+    );
+    let incidents = autoheal_sim::DiskStore::open(&dir.join("incidents/disk-full.redb"))
+        .expect("store")
+        .incidents()
+        .expect("incidents");
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0].status, autoheal_core::IncidentStatus::Healed);
+    let json = autoheal(&[
+        "demo",
+        "--only",
+        "disk-full",
+        "--quiet",
+        "--json",
+        "--out",
+        dir.to_str().expect("utf8"),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v["figures"]["service_fault_replacements"], 0);
+    assert_eq!(
+        v["scenarios"][0]["asg_replace"]["summary"]["replacements"],
+        1
+    );
+    let err = autoheal_err(&["demo", "--only", "no-such-scenario"]);
+    assert!(
+        err.contains("no-such-scenario") && err.contains("docs/examples"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

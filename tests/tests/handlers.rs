@@ -110,9 +110,11 @@ fn a_crashed_service_is_diagnosed_restarted_verified_and_restored_by_the_real_ha
         [(Action::RestartService, HealOutcome::Healed)]
     );
     assert_eq!(world.notifications().len(), 1);
+    // The target was unhealthy, so the load balancer sent it nothing to drain: no 300 s wait,
+    // only the 10 s settle after the restart, in virtual time.
     assert!(
-        e.duration_s >= 310.0,
-        "the 300 s drain and the 10 s settle passed in virtual time: {}",
+        (10.0..300.0).contains(&e.duration_s),
+        "the settle passed, and no drain delay for an unhealthy target: {}",
         e.duration_s
     );
 }

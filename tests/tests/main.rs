@@ -5,5 +5,6 @@ mod fault_model;
 mod fault_table;
 mod handlers;
 mod region;
+mod simulate;
 mod ssm_patterns;
 mod statemachine;

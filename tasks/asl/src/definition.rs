@@ -897,18 +897,18 @@ fn parse_state(name: &str, v: &Value, at: &str) -> Result<State, DefinitionError
             };
             let proc_at = format!("{at}.{key}");
             let mut proc_value = proc_value.clone();
-            if let Some(p) = proc_value.as_object_mut() {
-                if let Some(cfg) = p.remove("ProcessorConfig") {
-                    let mode = cfg.get("Mode").and_then(Value::as_str).unwrap_or("INLINE");
-                    if mode != "INLINE" {
-                        return Err(DefinitionError::new(
-                            format!("{proc_at}.ProcessorConfig.Mode"),
-                            format!(
-                                "Map {name:?} uses {mode} mode, which this runner does not support"
-                            ),
-                            "use INLINE mode locally",
-                        ));
-                    }
+            if let Some(p) = proc_value.as_object_mut()
+                && let Some(cfg) = p.remove("ProcessorConfig")
+            {
+                let mode = cfg.get("Mode").and_then(Value::as_str).unwrap_or("INLINE");
+                if mode != "INLINE" {
+                    return Err(DefinitionError::new(
+                        format!("{proc_at}.ProcessorConfig.Mode"),
+                        format!(
+                            "Map {name:?} uses {mode} mode, which this runner does not support"
+                        ),
+                        "use INLINE mode locally",
+                    ));
                 }
             }
             let (item_selector, parameters) = (

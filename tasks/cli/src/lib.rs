@@ -12,6 +12,14 @@ use autoheal_asl::{
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
+pub mod report;
+pub mod sim;
+
+/// The placeholder values that bind each Task to its in-process handler.
+fn in_process_substitutions() -> Vec<(String, String)> {
+    autoheal_handlers::substitutions().into_iter().collect()
+}
+
 /// Self-healing for AWS load balancers.
 #[derive(Debug, Parser)]
 #[command(name = "autoheal", version, about)]
@@ -34,6 +42,11 @@ pub enum Command {
     /// Classify one host: what autoheal concludes from the output of ssm/diagnostics.yml and
     /// what the load balancer, EC2 and SSM report.
     Diagnose(DiagnoseArgs),
+    /// Run the built-in scenarios under autoheal and under asg-replace: a table, the figures
+    /// and DIR/report.html. No AWS, no network.
+    Demo(sim::DemoArgs),
+    /// Run one scenario on the simulated region, the real state machine and the real handlers.
+    Simulate(sim::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +193,8 @@ pub fn run(cli: Cli) -> Result<Output, CliError> {
         } => asl_run(&a),
         Command::Graph(a) => graph_cmd(&a),
         Command::Diagnose(a) => diagnose_cmd(&a),
+        Command::Demo(a) => sim::demo_cmd(&a),
+        Command::Simulate(a) => sim::simulate_cmd(&a),
     }
 }
 

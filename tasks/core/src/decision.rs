@@ -223,6 +223,22 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         );
     };
 
+    // 2b. Still booting: a new instance fails its checks until its application is up (the Auto
+    // Scaling health-check grace period).
+    if let Some(launched) = incident.launched_at {
+        let age = now.seconds_since(launched);
+        if age < policy.launch_grace_s {
+            return b.done(
+                Action::None,
+                "instance.launch-grace",
+                format!(
+                    "{instance} launched {age} s ago, within the {} s launch grace period: it is still booting",
+                    policy.launch_grace_s
+                ),
+            );
+        }
+    }
+
     // 3. Mass failure.
     let fleet = assess_fleet(snapshot, policy);
     if fleet.verdict == FleetVerdict::DependencyOutageSuspected {
@@ -261,11 +277,13 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         }
 
         // 6. Overload: slow is not dead.
+        // A target that times out from the load balancer while its own probe passes reads as
+        // a network fault on its own, but in an overloaded group it is simply slow.
         let slow_class = diagnosis.class == FaultClass::ResourceBottleneck
             || (target.is_slow()
                 && matches!(
                     diagnosis.class,
-                    FaultClass::Application | FaultClass::Unknown
+                    FaultClass::Application | FaultClass::Unknown | FaultClass::Network
                 ));
         if fleet.verdict == FleetVerdict::Overloaded && slow_class {
             return b.done(Action::None, &fleet.rule_id, fleet.reason);

@@ -24,6 +24,9 @@ pub struct Incident {
     /// The instance's EC2 tags when the incident was opened (for `autoheal:skip`).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// When EC2 launched the instance (for the launch grace period), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<Timestamp>,
 }
 
 /// How a heal attempt ended.

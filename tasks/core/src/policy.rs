@@ -164,6 +164,9 @@ pub struct GlobalPolicy {
     pub max_concurrent_heals: u32,
     /// Seconds after a heal of an instance before it may be healed again.
     pub cooldown_s: u64,
+    /// Seconds after an instance launched during which failing health checks are expected (it
+    /// is still booting) and nothing heals it: the Auto Scaling health-check grace period.
+    pub launch_grace_s: u64,
     pub flapping: FlappingPolicy,
     pub ladder: LadderPolicy,
     /// Actions that wait for a person's approval before they run.
@@ -185,6 +188,7 @@ impl Default for GlobalPolicy {
             overload_slow_percent: 30,
             max_concurrent_heals: 1,
             cooldown_s: 600,
+            launch_grace_s: 300,
             flapping: FlappingPolicy::default(),
             ladder: LadderPolicy::default(),
             approval_required_for: BTreeSet::from([Action::Replace]),
@@ -348,7 +352,7 @@ fn policy_fix(path: &str, message: &str) -> String {
         "overload_slow_percent" => "use a whole number from 1 to 100, e.g. 30",
         "outage_min_targets" => "use a whole number of targets ≥ 0, e.g. 3",
         "max_concurrent_heals" => "use a whole number ≥ 1, e.g. 1",
-        "cooldown_s" | "window_s" | "attempt_window_s" => {
+        "cooldown_s" | "launch_grace_s" | "window_s" | "attempt_window_s" => {
             "use a whole number of seconds ≥ 0 (≥ 1 for windows), e.g. 600"
         }
         "transitions" => "use a whole number ≥ 2, e.g. 4",

@@ -36,6 +36,9 @@ pub struct Target {
     pub reason: Option<ReasonCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asg: Option<AsgName>,
+    /// When Detect found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<autoheal_core::Timestamp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +130,16 @@ pub async fn detect(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
         .into_iter()
         .map(|i| (i.instance.clone(), i))
         .collect();
+    // A booting instance fails its checks until its application is up: leave it alone for the
+    // launch grace period (decide checks again, for a target detected just before).
+    let booting = |t: &TargetHealth| {
+        infos
+            .get(&t.instance)
+            .and_then(|i| i.launched_at)
+            .is_some_and(|l| now.seconds_since(l) < policy.launch_grace_s)
+    };
+    let in_grace = attention.iter().filter(|t| booting(t)).count();
+    attention.retain(|t| !booting(t));
     let candidates: Vec<Target> = attention
         .into_iter()
         .map(|t| Target {
@@ -136,6 +149,7 @@ pub async fn detect(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
             state: Some(t.state),
             reason: t.reason.clone(),
             asg: infos.get(&t.instance).and_then(|i| i.asg.clone()),
+            detected_at: Some(now),
         })
         .collect();
     output(&json!({
@@ -147,6 +161,7 @@ pub async fn detect(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
         "policy": policy,
         "candidates": candidates,
         "deferred": deferred,
+        "in_launch_grace": in_grace,
     }))
 }
 
@@ -359,6 +374,7 @@ pub async fn decide(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
             .clone()
             .or_else(|| info.as_ref().and_then(|x| x.asg.clone())),
         detected_at: now,
+        launched_at: info.as_ref().and_then(|x| x.launched_at),
         tags: info.map(|x| x.tags).unwrap_or_default(),
     };
     let decision = decide_pure(&DecisionInput {
@@ -373,12 +389,35 @@ pub async fn decide(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
     output(&decision)
 }
 
-/// Drain: take the target out of the load balancer so no request is lost.
+/// Drain: take the target out of the load balancer so no request is lost. A target the load
+/// balancer already marks unhealthy receives no new requests, so there is nothing to wait for;
+/// a serving one (degraded, flapping) gets the deregistration delay to finish its requests.
 pub async fn drain(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
     let i: TargetIn = input("drain", v)?;
+    let now = w
+        .describe_target_health(&i.target_group.arn)
+        .await?
+        .into_iter()
+        .find(|t| t.instance == i.target.instance);
+    let Some(now) = now else {
+        return Ok(json!({"deregistered": false, "wait_s": 0, "detail": "not registered"}));
+    };
+    if matches!(
+        now.state,
+        HealthState::Draining | HealthState::UnhealthyDraining
+    ) {
+        return Ok(json!({"deregistered": true, "wait_s": 0, "detail": "already draining"}));
+    }
     w.deregister(&i.target_group.arn, &i.target.instance, i.target.port)
         .await?;
-    Ok(json!({"deregistered": true, "wait_s": cfg.deregistration_delay_s}))
+    let wait_s = if now.state.is_serving() {
+        cfg.deregistration_delay_s
+    } else {
+        0
+    };
+    Ok(
+        json!({"deregistered": true, "wait_s": wait_s, "detail": format!("was {}", now.state.as_str())}),
+    )
 }
 
 async fn restart_like(
@@ -505,11 +544,16 @@ pub async fn verify(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
         let ok = r.status == CommandStatus::Success;
         (ok, format!("verify_health ended {}", r.status.as_str()))
     };
+    let (attempts, interval) = if i.action == Action::Replace {
+        (cfg.replace_verify_attempts, cfg.replace_verify_interval_s)
+    } else {
+        (cfg.verify_attempts, cfg.verify_interval_s)
+    };
     Ok(json!({
         "healthy": healthy,
         "attempt": i.attempt + 1,
-        "max_attempts": cfg.verify_attempts.clamp(1, MAX_VERIFY_ATTEMPTS),
-        "retry_after_s": cfg.verify_interval_s,
+        "max_attempts": attempts.clamp(1, MAX_VERIFY_ATTEMPTS),
+        "retry_after_s": interval,
         "detail": detail,
     }))
 }
@@ -616,7 +660,11 @@ pub async fn record(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
         .await?;
     }
     let existing = w.get_incident(&c.incident_id).await?;
-    let detected_at = existing.as_ref().map_or(now, |r| r.incident.detected_at);
+    let detected_at = existing
+        .as_ref()
+        .map(|r| r.incident.detected_at)
+        .or(c.target.detected_at)
+        .unwrap_or(now);
     let mut steps = existing.map(|r| r.steps).unwrap_or_default();
     steps.push(Step {
         name: i.operation.clone(),
@@ -631,6 +679,7 @@ pub async fn record(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
             asg: c.target.asg.clone(),
             detected_at,
             tags: BTreeMap::new(),
+            launched_at: None,
         },
         status,
         diagnosis: c.diagnosis,

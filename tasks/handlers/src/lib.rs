@@ -20,6 +20,14 @@ pub use error::TaskError;
 pub use handlers::*;
 pub use in_process::{InProcess, substitutions};
 
+/// `statemachine/autoheal.asl.json` as built into this binary: the file CDK deploys.
+pub const DEFINITION: &str = include_str!("../../../statemachine/autoheal.asl.json");
+
+/// The built-in definition with every placeholder bound to its in-process handler.
+pub fn definition() -> Result<autoheal_asl::StateMachine, autoheal_asl::DefinitionError> {
+    autoheal_asl::StateMachine::parse(&autoheal_asl::substitute(DEFINITION, &substitutions()))
+}
+
 /// Everything the handlers reach: every port. The AWS adapters implement it on one struct of
 /// SDK clients, the simulator on its simulated region.
 pub trait World:
@@ -63,8 +71,9 @@ pub struct Config {
     pub command_deadline_s: u64,
     /// Between two GetCommandInvocation calls.
     pub poll_interval_s: u64,
-    /// Incidents of one target within this many seconds share an id (alarm, schedule and manual
-    /// starts for the same target become one incident).
+    /// Incidents of one target detected within the same bucket of this many seconds share an id
+    /// (the trigger names executions by scope and minute, so the alarm, the schedule and a manual
+    /// start in one minute are one execution; the lease keeps later ones off a target in work).
     pub incident_bucket_s: u64,
     /// The target group's deregistration delay, when the catalog does not say.
     pub deregistration_delay_s: u64,
@@ -77,6 +86,10 @@ pub struct Config {
     /// Verification checks per heal before it counts as failed (capped at
     /// `autoheal_core::limits::MAX_VERIFY_ATTEMPTS`).
     pub verify_attempts: u32,
+    /// The same for a replacement, which must launch, boot and pass the load balancer's healthy
+    /// threshold (minutes, not seconds).
+    pub replace_verify_interval_s: u64,
+    pub replace_verify_attempts: u32,
 }
 
 impl Default for Config {
@@ -92,13 +105,15 @@ impl Default for Config {
             lease_ttl_s: 7200,
             command_deadline_s: 240,
             poll_interval_s: 2,
-            incident_bucket_s: 3600,
+            incident_bucket_s: 60,
             deregistration_delay_s: 300,
             restart_settle_s: 10,
             reboot_settle_s: 60,
-            replace_settle_s: 180,
+            replace_settle_s: 240,
             verify_interval_s: 15,
             verify_attempts: 5,
+            replace_verify_interval_s: 30,
+            replace_verify_attempts: 10,
         }
     }
 }

@@ -4,16 +4,22 @@
 //!   file, the JSON path and the fix; the built-in set is `docs/examples/`;
 //! - [`region`]: a simulated region behind every port, driven by a scenario on the runner's
 //!   virtual clock; [`host`]: the raw outputs of a host with given faults;
-//! - [`store`]: an in-memory incident store and notifier.
+//! - [`store`]: an in-memory incident store and notifier; [`disk`]: the embedded on-disk store
+//!   (redb) under `.autoheal/`.
 //!
-//! Still to come (issue 4): the embedded on-disk store, the trigger loop over a whole scenario,
-//! the asg-replace baseline, and `autoheal demo` / `simulate`.
+//! - [`simulate`]: a whole scenario: triggers (alarm, schedule) starting executions of the real
+//!   state machine on the virtual clock, or the `asg-replace` baseline, scored against the
+//!   scenario's ground truth.
 
+pub mod disk;
 pub mod host;
 pub mod region;
 pub mod scenario;
+pub mod simulate;
 pub mod store;
 
-pub use region::Region;
+pub use disk::DiskStore;
+pub use region::{Call, FaultHit, GroupCount, Region};
 pub use scenario::{FaultKind, Scenario};
+pub use simulate::{PolicyKind, SimOptions, Simulation, simulate};
 pub use store::MemoryStore;

@@ -49,6 +49,8 @@ struct Host {
     booted_at: u64,
     flapping_until: Option<u64>,
     recurs_every_s: Option<u64>,
+    /// Scenario second it launched (`None`: before the scenario began).
+    launched_at: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ struct Group {
     services: Vec<ServiceName>,
     fleet: Option<FaultKind>,
     targets: BTreeMap<InstanceId, Target>,
+    /// Instances the scenario gives the group (its Auto Scaling desired capacity).
+    size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +83,50 @@ enum Event {
     Launched(InstanceId),
     Drained(InstanceId),
     LeakReturns(InstanceId),
+}
+
+/// One mutating call the region received, for scoring (never read by the handlers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Scenario second.
+    pub at_s: u64,
+    /// Index of the target group in the scenario.
+    pub group: usize,
+    /// `deregister`, `register`, `reboot`, `terminate`, `standby`, `exit-standby`,
+    /// `set-unhealthy`, or `send <document>`.
+    pub verb: String,
+    pub instance: InstanceId,
+}
+
+impl Call {
+    /// A call that changes the host itself (not only its registration).
+    pub fn is_heal(&self) -> bool {
+        self.verb == "reboot"
+            || self.verb == "terminate"
+            || self.verb == "send autoheal-RestartServices"
+    }
+}
+
+/// When a scenario fault reached which host (ground truth for scoring).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultHit {
+    /// Index into the scenario's faults.
+    pub fault: usize,
+    pub group: usize,
+    /// The host, for a host fault; `None` for a fleet-wide one.
+    pub instance: Option<InstanceId>,
+    pub at_s: u64,
+}
+
+/// A group's targets as the load balancer counts them now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCount {
+    /// Targets `healthy`.
+    pub serving: u32,
+    /// Targets `unhealthy` (what CloudWatch's UnHealthyHostCount counts).
+    pub unhealthy: u32,
+    /// Targets registered in any state.
+    pub registered: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -100,7 +148,8 @@ struct State {
     next_check: u64,
     commands: BTreeMap<String, Command>,
     next_instance: u64,
-    calls: Vec<String>,
+    calls: Vec<Call>,
+    hits: Vec<FaultHit>,
     transitions: Vec<Transition>,
 }
 
@@ -130,6 +179,16 @@ fn instance_id(n: u64) -> Result<InstanceId, PortError> {
 }
 
 impl State {
+    fn call(&mut self, verb: impl Into<String>, instance: &InstanceId) {
+        let group = self.hosts.get(instance).map_or(usize::MAX, |h| h.group);
+        self.calls.push(Call {
+            at_s: self.t,
+            group,
+            verb: verb.into(),
+            instance: instance.clone(),
+        });
+    }
+
     fn schedule(&mut self, at: u64, e: Event) {
         self.seq += 1;
         self.events.insert((at, self.seq), e);
@@ -143,9 +202,14 @@ impl State {
             _ => return Some(ReasonCode::Timeout),
         }
         let g = &self.groups[host.group];
+        // Flapping: failing long enough for the load balancer to mark the target unhealthy,
+        // then passing long enough to mark it healthy again, over and over.
+        let i = self.timings.health_check_interval_s.max(1);
+        let fail = (u64::from(self.timings.unhealthy_threshold) + 1) * i;
+        let pass = (u64::from(self.timings.healthy_threshold) + 1) * i;
         if let Some(until) = host.flapping_until
             && t < until
-            && (t / self.timings.health_check_interval_s / 3) % 2 == 0
+            && (t / i * i) % (fail + pass) < fail
         {
             return Some(ReasonCode::FailedHealthChecks);
         }
@@ -153,13 +217,38 @@ impl State {
         elb_check(&faults, self.fleet_for(host), g.protocol)
     }
 
-    /// The fleet-wide fault that reaches this host: an outage reaches every host, an overload
-    /// every other one (slow, not dead).
+    /// The fleet-wide fault that reaches this host: an outage reaches every host; an overload
+    /// every other one (slow, not dead) while the whole group serves, and every host once any of
+    /// them is out (taken out of service, the surge lands on fewer hosts: the death spiral of
+    /// replacing slow hosts).
     fn fleet_for(&self, host: &Host) -> Option<FaultKind> {
         match self.groups[host.group].fleet {
-            Some(FaultKind::Overload) if host.index % 2 == 1 => None,
+            Some(FaultKind::Overload) if host.index % 2 == 1 && self.full_strength(host.group) => {
+                None
+            }
             other => other,
         }
+    }
+
+    /// Every host of the group is up and registered (none booting, restarting or drained).
+    fn full_strength(&self, group: usize) -> bool {
+        let g = &self.groups[group];
+        let up = self
+            .hosts
+            .values()
+            .filter(|h| h.group == group && h.up == Up::Running)
+            .count();
+        up >= g.size
+            && g.targets
+                .values()
+                .filter(|t| {
+                    !matches!(
+                        t.state,
+                        HealthState::Draining | HealthState::UnhealthyDraining
+                    )
+                })
+                .count()
+                >= g.size
     }
 
     fn check(&mut self, t: u64) {
@@ -230,6 +319,12 @@ impl State {
                 };
                 if f.kind.is_fleet_wide() {
                     self.groups[gi].fleet = Some(f.kind);
+                    self.hits.push(FaultHit {
+                        fault: i,
+                        group: gi,
+                        instance: None,
+                        at_s: at,
+                    });
                 } else if let Some(n) = f.instance {
                     let Some(id) = self
                         .hosts
@@ -241,6 +336,12 @@ impl State {
                     else {
                         return Ok(());
                     };
+                    self.hits.push(FaultHit {
+                        fault: i,
+                        group: gi,
+                        instance: Some(id.clone()),
+                        at_s: at,
+                    });
                     if let Some(h) = self.hosts.get_mut(&id) {
                         match f.kind {
                             FaultKind::Flapping => h.flapping_until = f.duration_s.map(|d| at + d),
@@ -385,6 +486,7 @@ impl Region {
             commands: BTreeMap::new(),
             next_instance: 0,
             calls: Vec::new(),
+            hits: Vec::new(),
             transitions: Vec::new(),
         };
         for (gi, g) in s.fleet.target_groups.iter().enumerate() {
@@ -403,6 +505,7 @@ impl Region {
                         booted_at: 0,
                         flapping_until: None,
                         recurs_every_s: None,
+                        launched_at: None,
                     },
                 );
                 targets.insert(
@@ -425,6 +528,7 @@ impl Region {
                 services: g.services.clone(),
                 fleet: None,
                 targets,
+                size: g.instances as usize,
             });
         }
         for (i, f) in s.faults.iter().enumerate() {
@@ -449,6 +553,11 @@ impl Region {
             start: tokio::time::Instant::now(),
             epoch: 1_800_000_000,
         })
+    }
+
+    /// The epoch second the scenario starts at.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
     }
 
     /// Seconds since the scenario started.
@@ -480,7 +589,70 @@ impl Region {
 
     /// Every mutating call so far (`reboot i-…`, `terminate i-…`, `send <document> i-…`).
     pub fn calls(&self) -> Vec<String> {
+        self.call_log()
+            .into_iter()
+            .map(|c| format!("{} {}", c.verb, c.instance))
+            .collect()
+    }
+
+    /// Every mutating call so far, with its time and group.
+    pub fn call_log(&self) -> Vec<Call> {
         self.with(|s| Ok(s.calls.clone())).unwrap_or_default()
+    }
+
+    /// When each scenario fault reached which host so far (ground truth for scoring).
+    pub fn fault_hits(&self) -> Vec<FaultHit> {
+        self.with(|s| Ok(s.hits.clone())).unwrap_or_default()
+    }
+
+    /// Every group's counts now, in scenario order.
+    pub fn counts(&self) -> Vec<GroupCount> {
+        self.with(|s| {
+            Ok(s.groups
+                .iter()
+                .map(|g| {
+                    let mut c = GroupCount::default();
+                    for t in g.targets.values() {
+                        c.registered += 1;
+                        match t.state {
+                            HealthState::Healthy => c.serving += 1,
+                            HealthState::Unhealthy => c.unhealthy += 1,
+                            _ => {}
+                        }
+                    }
+                    c
+                })
+                .collect())
+        })
+        .unwrap_or_default()
+    }
+
+    /// The targets of group `group` the load balancer marks unhealthy now, with the seconds since
+    /// their instance launched (`None`: before the scenario).
+    pub fn unhealthy_targets(&self, group: usize) -> Vec<(InstanceId, Option<u64>)> {
+        self.with(|s| {
+            let t = s.t;
+            Ok(s.groups.get(group).map_or_else(Vec::new, |g| {
+                g.targets
+                    .iter()
+                    .filter(|(_, x)| x.state == HealthState::Unhealthy)
+                    .map(|(id, _)| {
+                        let age = s
+                            .hosts
+                            .get(id)
+                            .and_then(|h| h.launched_at)
+                            .map(|l| t.saturating_sub(l));
+                        (id.clone(), age)
+                    })
+                    .collect()
+            }))
+        })
+        .unwrap_or_default()
+    }
+
+    /// Seconds of the scenario processed so far.
+    pub fn now_s(&self) -> u64 {
+        self.with(|s| Ok(s.t)).unwrap_or(0)
     }
 
     /// Targets serving in a group now.
@@ -550,7 +722,7 @@ impl TargetHealthSource for Region {
 impl TargetRegistry for Region {
     async fn register(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
         self.with(|s| {
-            s.calls.push(format!("register {i}"));
+            s.call("register", i);
             let g = s.groups.iter_mut().find(|g| &g.arn == tg).ok_or_else(|| {
                 PortError::TargetNotFound {
                     target_group: tg.to_string(),
@@ -571,7 +743,7 @@ impl TargetRegistry for Region {
     }
     async fn deregister(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
         self.with(|s| {
-            s.calls.push(format!("deregister {i}"));
+            s.call("deregister", i);
             let delay = s.timings.deregistration_delay_s;
             let t = s.t;
             let g = s.groups.iter_mut().find(|g| &g.arn == tg).ok_or_else(|| {
@@ -596,6 +768,7 @@ impl TargetRegistry for Region {
 
 impl InstanceInventory for Region {
     async fn describe_instances(&self, ids: &[InstanceId]) -> PortResult<Vec<InstanceInfo>> {
+        let epoch = self.epoch;
         self.with(|s| {
             Ok(ids
                 .iter()
@@ -623,7 +796,10 @@ impl InstanceInventory for Region {
                         },
                         tags: BTreeMap::from([("autoheal:managed".to_owned(), "true".to_owned())]),
                         asg: Some(s.groups[h.group].asg.clone()),
-                        launched_at: None,
+                        // Hosts of the initial fleet launched a day before the scenario.
+                        launched_at: Some(Timestamp(
+                            epoch + h.launched_at.map_or(-86_400, |l| l as i64),
+                        )),
                     })
                 })
                 .collect())
@@ -645,7 +821,7 @@ const REBOOT_CLEARS: [FaultKind; 6] = [
 impl InstanceControl for Region {
     async fn reboot(&self, i: &InstanceId) -> PortResult<()> {
         self.with(|s| {
-            s.calls.push(format!("reboot {i}"));
+            s.call("reboot", i);
             let reboot_s = s.timings.reboot_s;
             let t = s.t;
             let h = s
@@ -699,25 +875,25 @@ impl FleetControl for Region {
     }
     async fn enter_standby(&self, _: &AsgName, i: &InstanceId, _: bool) -> PortResult<()> {
         self.with(|s| {
-            s.calls.push(format!("standby {i}"));
+            s.call("standby", i);
             Ok(())
         })
     }
     async fn exit_standby(&self, _: &AsgName, i: &InstanceId) -> PortResult<()> {
         self.with(|s| {
-            s.calls.push(format!("exit-standby {i}"));
+            s.call("exit-standby", i);
             Ok(())
         })
     }
     async fn set_unhealthy(&self, i: &InstanceId) -> PortResult<()> {
         self.with(|s| {
-            s.calls.push(format!("set-unhealthy {i}"));
+            s.call("set-unhealthy", i);
             Ok(())
         })
     }
     async fn terminate_in_group(&self, i: &InstanceId, _: bool) -> PortResult<String> {
         self.with(|s| {
-            s.calls.push(format!("terminate {i}"));
+            s.call("terminate", i);
             let (launch_s, delay, t) = (s.timings.launch_s, s.timings.deregistration_delay_s, s.t);
             let h = s
                 .hosts
@@ -745,6 +921,7 @@ impl FleetControl for Region {
                     booted_at: t,
                     flapping_until: None,
                     recurs_every_s: None,
+                    launched_at: Some(t),
                 },
             );
             s.schedule(t + launch_s, Event::Launched(new));
@@ -756,8 +933,7 @@ impl FleetControl for Region {
 impl CommandRunner for Region {
     async fn send(&self, r: &CommandRequest) -> PortResult<String> {
         self.with(|s| {
-            s.calls
-                .push(format!("send {} {}", r.document.name, r.instance));
+            s.call(format!("send {}", r.document.name), &r.instance);
             let t = s.t;
             let (restart_s, latency) = (s.timings.restart_s, s.timings.ssm_command_s);
             let id = format!("cmd-{:06}", s.commands.len() + 1);

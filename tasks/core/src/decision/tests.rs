@@ -76,6 +76,7 @@ impl Scene {
                 asg: None,
                 detected_at: NOW,
                 tags: BTreeMap::new(),
+                launched_at: None,
             },
             diagnosis,
             policy: GlobalPolicy {
