@@ -44,6 +44,10 @@ pub struct RunOptions {
     pub seed: u64,
     pub max_events: usize,
     pub max_payload_bytes: usize,
+    /// Keep the states' input and output text in the history events, as Step Functions does.
+    /// Off, the events keep their types, names and errors only (sizes are still checked): for
+    /// simulations that run thousands of executions and read only their outcome.
+    pub history_payloads: bool,
 }
 
 impl Default for RunOptions {
@@ -57,6 +61,7 @@ impl Default for RunOptions {
             seed: 0x5eed,
             max_events: MAX_HISTORY_EVENTS,
             max_payload_bytes: MAX_PAYLOAD_BYTES,
+            history_payloads: true,
         }
     }
 }
@@ -381,6 +386,27 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         ctx
     }
 
+    /// A payload's text for the history (empty without `history_payloads`), its size checked.
+    fn payload(&self, v: &Value, what: &str) -> Result<String, StatesError> {
+        if self.opts.history_payloads {
+            let text = v.to_string();
+            self.check_len(text.len(), what)?;
+            Ok(text)
+        } else {
+            self.check_size(v, what)?;
+            Ok(String::new())
+        }
+    }
+
+    /// A payload's text for the history (empty without `history_payloads`).
+    fn text(&self, v: &Value) -> String {
+        if self.opts.history_payloads {
+            v.to_string()
+        } else {
+            String::new()
+        }
+    }
+
     fn check_size(&self, v: &Value, what: &str) -> Result<(), StatesError> {
         self.check_len(json_len(v), what)
     }
@@ -404,7 +430,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         self.events.borrow_mut().clear();
         *self.input.borrow_mut() = input.clone();
         let cur = Cursor(Cell::new(0));
-        let text = input.to_string();
+        let text = self.text(&input);
         let started = self.emit(
             &cur,
             "ExecutionStarted",
@@ -434,7 +460,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 let _ = self.push(
                     &cur,
                     "ExecutionSucceeded",
-                    Some(json!({"output": v.to_string(), "outputDetails": {"truncated": false}})),
+                    Some(json!({"output": self.text(&v), "outputDetails": {"truncated": false}})),
                     true,
                 );
                 (Status::Succeeded, Some(v), None)
@@ -502,8 +528,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
         cur: &'s Cursor,
     ) -> Result<(Value, Option<&'s str>), StatesError> {
         let ty = state.kind.type_name();
-        let text = input.to_string();
-        self.check_len(text.len(), &format!("input of state {:?}", state.name))?;
+        let text = self.payload(&input, &format!("input of state {:?}", state.name))?;
         self.emit(
             cur,
             &format!("{ty}StateEntered"),
@@ -631,8 +656,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
     }
 
     fn exit(&self, state: &State, output: &Value, cur: &Cursor) -> Result<(), StatesError> {
-        let text = output.to_string();
-        self.check_len(text.len(), &format!("output of state {:?}", state.name))?;
+        let text = self.payload(output, &format!("output of state {:?}", state.name))?;
         self.emit(
             cur,
             &format!("{}StateExited", state.kind.type_name()),
@@ -825,7 +849,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 let heartbeat =
                     self.seconds_of(&t.heartbeat, &eff, &ctx, "HeartbeatSecondsPath")?;
                 let (resource_type, resource) = resource_parts(&t.resource);
-                let mut scheduled = json!({"resourceType": resource_type, "resource": resource, "region": self.opts.region, "parameters": params.to_string()});
+                let mut scheduled = json!({"resourceType": resource_type, "resource": resource, "region": self.opts.region, "parameters": self.text(&params)});
                 if let Some(obj) = scheduled.as_object_mut() {
                     if let Some(s) = timeout {
                         obj.insert("timeoutInSeconds".into(), json!(s));
@@ -878,7 +902,7 @@ impl<'a, R: TaskResources> Runner<'a, R> {
                 match &result {
                     Ok(v) => {
                         self.check_size(v, &format!("result of task {:?}", state.name))?;
-                        self.emit(cur, "TaskSucceeded", Some(json!({"resourceType": resource_type, "resource": resource, "output": v.to_string()})))?;
+                        self.emit(cur, "TaskSucceeded", Some(json!({"resourceType": resource_type, "resource": resource, "output": self.text(v)})))?;
                     }
                     Err(e) => {
                         let kind = if e.error == "States.Timeout"

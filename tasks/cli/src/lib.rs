@@ -12,6 +12,7 @@ use autoheal_asl::{
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
+pub mod incidents;
 pub mod report;
 pub mod sim;
 
@@ -47,6 +48,11 @@ pub enum Command {
     Demo(sim::DemoArgs),
     /// Run one scenario on the simulated region, the real state machine and the real handlers.
     Simulate(sim::SimulateArgs),
+    /// Incidents a run recorded in the embedded store.
+    Incidents {
+        #[command(subcommand)]
+        command: incidents::IncidentsCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +201,7 @@ pub fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Diagnose(a) => diagnose_cmd(&a),
         Command::Demo(a) => sim::demo_cmd(&a),
         Command::Simulate(a) => sim::simulate_cmd(&a),
+        Command::Incidents { command } => incidents::incidents_cmd(&command),
     }
 }
 

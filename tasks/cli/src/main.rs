@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// Simulations allocate and free many small JSON values; glibc's allocator spent a third of a
+// large run consolidating them (measured with perf, tests/src/bin/bench-sim.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = autoheal::Cli::parse();
     match autoheal::run(cli) {

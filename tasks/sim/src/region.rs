@@ -7,7 +7,7 @@
 //! faults, health checks on the interval grid, restarts, reboots, launches, draining). No fault
 //! kind ever crosses a port: hosts answer with raw outputs ([`crate::host`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use autoheal_core::error::PortError;
@@ -63,7 +63,6 @@ struct Target {
 
 #[derive(Debug, Clone)]
 struct Group {
-    name: String,
     arn: TargetGroupArn,
     asg: AsgName,
     lb: Lb,
@@ -151,6 +150,10 @@ struct State {
     calls: Vec<Call>,
     hits: Vec<FaultHit>,
     transitions: Vec<Transition>,
+    /// Group positions by ARN and by name; the live host in each (group, index) slot.
+    by_arn: HashMap<TargetGroupArn, usize>,
+    by_name: HashMap<String, usize>,
+    slots: HashMap<(usize, usize), InstanceId>,
 }
 
 /// The simulated region of one scenario.
@@ -213,8 +216,12 @@ impl State {
         {
             return Some(ReasonCode::FailedHealthChecks);
         }
+        let fleet = self.fleet_for(host);
+        if host.faults.is_empty() && fleet.is_none() {
+            return None;
+        }
         let faults: Vec<FaultKind> = host.faults.iter().copied().collect();
-        elb_check(&faults, self.fleet_for(host), g.protocol)
+        elb_check(&faults, fleet, g.protocol)
     }
 
     /// The fleet-wide fault that reaches this host: an outage reaches every host; an overload
@@ -256,16 +263,20 @@ impl State {
             self.timings.healthy_threshold,
             self.timings.unhealthy_threshold,
         );
+        let mut results = Vec::new();
         for gi in 0..self.groups.len() {
-            let ids: Vec<InstanceId> = self.groups[gi].targets.keys().cloned().collect();
-            for id in ids {
-                let result = match self.hosts.get(&id) {
-                    Some(h) => self.probe(h, t),
-                    None => Some(ReasonCode::Timeout),
-                };
-                let Some(target) = self.groups[gi].targets.get_mut(&id) else {
-                    continue;
-                };
+            results.clear();
+            results.extend(
+                self.groups[gi]
+                    .targets
+                    .keys()
+                    .map(|id| match self.hosts.get(id) {
+                        Some(h) => self.probe(h, t),
+                        None => Some(ReasonCode::Timeout),
+                    }),
+            );
+            let group = &mut self.groups[gi];
+            for ((id, target), result) in group.targets.iter_mut().zip(results.drain(..)) {
                 let before = target.state;
                 if matches!(
                     before,
@@ -314,7 +325,7 @@ impl State {
         match e {
             Event::FaultStart(i) => {
                 let f = self.faults[i].clone();
-                let Some(gi) = self.groups.iter().position(|g| g.name == f.target_group) else {
+                let Some(gi) = self.by_name.get(&f.target_group).copied() else {
                     return Ok(());
                 };
                 if f.kind.is_fleet_wide() {
@@ -326,14 +337,7 @@ impl State {
                         at_s: at,
                     });
                 } else if let Some(n) = f.instance {
-                    let Some(id) = self
-                        .hosts
-                        .iter()
-                        .find(|(_, h)| {
-                            h.group == gi && h.index == n as usize && h.up != Up::Terminated
-                        })
-                        .map(|(id, _)| id.clone())
-                    else {
+                    let Some(id) = self.slots.get(&(gi, n as usize)).cloned() else {
                         return Ok(());
                     };
                     self.hits.push(FaultHit {
@@ -366,13 +370,12 @@ impl State {
             }
             Event::FaultEnd(i) => {
                 let f = self.faults[i].clone();
-                if let Some(gi) = self.groups.iter().position(|g| g.name == f.target_group) {
+                if let Some(gi) = self.by_name.get(&f.target_group).copied() {
                     if f.kind.is_fleet_wide() {
                         self.groups[gi].fleet = None;
                     } else if let Some(n) = f.instance
-                        && let Some(h) = self.hosts.values_mut().find(|h| {
-                            h.group == gi && h.index == n as usize && h.up != Up::Terminated
-                        })
+                        && let Some(id) = self.slots.get(&(gi, n as usize))
+                        && let Some(h) = self.hosts.get_mut(id)
                     {
                         h.faults.remove(&f.kind);
                         if f.kind == FaultKind::SsmAgentDown {
@@ -487,6 +490,9 @@ impl Region {
             next_instance: 0,
             calls: Vec::new(),
             hits: Vec::new(),
+            by_arn: HashMap::new(),
+            by_name: HashMap::new(),
+            slots: HashMap::new(),
             transitions: Vec::new(),
         };
         for (gi, g) in s.fleet.target_groups.iter().enumerate() {
@@ -494,6 +500,7 @@ impl Region {
             for n in 0..g.instances as usize {
                 st.next_instance += 1;
                 let id = instance_id(st.next_instance)?;
+                st.slots.insert((gi, n), id.clone());
                 st.hosts.insert(
                     id.clone(),
                     Host {
@@ -518,9 +525,11 @@ impl Region {
                     },
                 );
             }
+            let arn = arn_of(&g.name)?;
+            st.by_arn.insert(arn.clone(), gi);
+            st.by_name.insert(g.name.clone(), gi);
             st.groups.push(Group {
-                name: g.name.clone(),
-                arn: arn_of(&g.name)?,
+                arn,
                 asg: AsgName::parse(g.asg.clone())
                     .map_err(|e| PortError::InvalidRequest(e.to_string()))?,
                 lb: g.lb,
@@ -658,12 +667,15 @@ impl Region {
     /// Targets serving in a group now.
     pub fn serving(&self, tg: &TargetGroupArn) -> usize {
         self.with(|s| {
-            Ok(s.groups.iter().find(|g| &g.arn == tg).map_or(0, |g| {
-                g.targets
-                    .values()
-                    .filter(|t| t.state == HealthState::Healthy)
-                    .count()
-            }))
+            Ok(s.by_arn
+                .get(tg)
+                .and_then(|&i| s.groups.get(i))
+                .map_or(0, |g| {
+                    g.targets
+                        .values()
+                        .filter(|t| t.state == HealthState::Healthy)
+                        .count()
+                }))
         })
         .unwrap_or(0)
     }
@@ -698,12 +710,14 @@ impl TargetGroupCatalog for Region {
 impl TargetHealthSource for Region {
     async fn describe_target_health(&self, tg: &TargetGroupArn) -> PortResult<Vec<TargetHealth>> {
         self.with(|s| {
-            let g = s.groups.iter().find(|g| &g.arn == tg).ok_or_else(|| {
-                PortError::TargetNotFound {
+            let g = s
+                .by_arn
+                .get(tg)
+                .and_then(|&i| s.groups.get(i))
+                .ok_or_else(|| PortError::TargetNotFound {
                     target_group: tg.to_string(),
                     target: String::new(),
-                }
-            })?;
+                })?;
             Ok(g.targets
                 .iter()
                 .map(|(id, t)| TargetHealth {
@@ -723,12 +737,15 @@ impl TargetRegistry for Region {
     async fn register(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
         self.with(|s| {
             s.call("register", i);
-            let g = s.groups.iter_mut().find(|g| &g.arn == tg).ok_or_else(|| {
-                PortError::TargetNotFound {
+            let g = s
+                .by_arn
+                .get(tg)
+                .copied()
+                .and_then(|i| s.groups.get_mut(i))
+                .ok_or_else(|| PortError::TargetNotFound {
                     target_group: tg.to_string(),
                     target: i.to_string(),
-                }
-            })?;
+                })?;
             g.targets.insert(
                 i.clone(),
                 Target {
@@ -746,12 +763,15 @@ impl TargetRegistry for Region {
             s.call("deregister", i);
             let delay = s.timings.deregistration_delay_s;
             let t = s.t;
-            let g = s.groups.iter_mut().find(|g| &g.arn == tg).ok_or_else(|| {
-                PortError::TargetNotFound {
+            let g = s
+                .by_arn
+                .get(tg)
+                .copied()
+                .and_then(|i| s.groups.get_mut(i))
+                .ok_or_else(|| PortError::TargetNotFound {
                     target_group: tg.to_string(),
                     target: i.to_string(),
-                }
-            })?;
+                })?;
             if let Some(target) = g.targets.get_mut(i) {
                 target.state = if target.state == HealthState::Unhealthy {
                     HealthState::UnhealthyDraining
@@ -910,6 +930,7 @@ impl FleetControl for Region {
             // As on AWS, the replacement launches at once, without waiting for the draining.
             s.next_instance += 1;
             let new = instance_id(s.next_instance)?;
+            s.slots.insert((group, index), new.clone());
             s.hosts.insert(
                 new.clone(),
                 Host {

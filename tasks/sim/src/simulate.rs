@@ -443,6 +443,7 @@ async fn execute(
             execution_name: l.name.clone(),
             state_machine_name: "autoheal".into(),
             start_time_ms: (region.epoch() + i64::try_from(l.at_s).unwrap_or(0)) * 1000,
+            history_payloads: opts.keep_histories,
             ..RunOptions::default()
         },
     );
@@ -555,16 +556,37 @@ fn score(
     let records = region.store.incidents();
     let heals = region.store.heals();
     let secs = |ts: autoheal_core::Timestamp| u64::try_from(ts.0 - epoch).unwrap_or(0);
-    let group_of = |name: &str| r.names.iter().position(|n| n == name);
+    let group_index: BTreeMap<&str, usize> = r
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let group_of = |name: &str| group_index.get(name).copied();
     let floor = u64::from(s.timings.unhealthy_threshold + s.timings.healthy_threshold)
         * s.timings.health_check_interval_s;
     // The latest host fault on an instance at or before a time.
+    let mut hits_of: BTreeMap<&str, Vec<&FaultHit>> = BTreeMap::new();
+    for h in &hits {
+        if let Some(i) = &h.instance {
+            hits_of.entry(i.as_str()).or_default().push(h);
+        }
+    }
     let fault_on = |instance: &str, at: u64| -> Option<&FaultHit> {
-        hits.iter()
-            .filter(|h| h.instance.as_ref().is_some_and(|i| i.as_str() == instance))
+        hits_of
+            .get(instance)?
+            .iter()
+            .copied()
             .filter(|h| h.at_s <= at)
             .max_by_key(|h| h.at_s)
     };
+    let mut heals_of: BTreeMap<&autoheal_core::IncidentId, Vec<&str>> = BTreeMap::new();
+    for h in &heals {
+        if let Some(id) = &h.incident {
+            heals_of.entry(id).or_default().push(h.action.as_str());
+        }
+    }
+    let fleet_hits: Vec<&FaultHit> = hits.iter().filter(|h| h.instance.is_none()).collect();
     let mut rows = Vec::new();
     // What autoheal concluded about each fault: the class of its last incident.
     let mut concluded: BTreeMap<usize, String> = BTreeMap::new();
@@ -604,11 +626,7 @@ fn score(
                 {
                     concluded.insert(h.fault, c.clone());
                 }
-                let taken: Vec<&str> = heals
-                    .iter()
-                    .filter(|h| h.incident.as_ref() == Some(&rec.incident.id))
-                    .map(|h| h.action.as_str())
-                    .collect();
+                let taken: Vec<&str> = heals_of.get(&rec.incident.id).cloned().unwrap_or_default();
                 let action = if taken.is_empty() {
                     rec.decision
                         .as_ref()
@@ -653,7 +671,7 @@ fn score(
                     }
                     _ => (None, None),
                 };
-                let fleet = fleet_fault_at(s, &hits, c.group, c.at_s);
+                let fleet = fleet_fault_at(s, &fleet_hits, c.group, c.at_s);
                 rows.push(IncidentOutcome {
                     target_group: r.names.get(c.group).cloned().unwrap_or_default(),
                     instance: inst.to_owned(),
@@ -833,7 +851,7 @@ fn score(
     let heals_in_fleet = u32::try_from(
         calls
             .iter()
-            .filter(|c| c.is_heal() && fleet_fault_at(s, &hits, c.group, c.at_s).is_some())
+            .filter(|c| c.is_heal() && fleet_fault_at(s, &fleet_hits, c.group, c.at_s).is_some())
             .count(),
     )
     .unwrap_or(u32::MAX);
@@ -895,7 +913,7 @@ fn status_str(s: IncidentStatus) -> &'static str {
 }
 
 /// The fleet-wide fault on group `g` at time `t`, if any.
-fn fleet_fault_at(s: &Scenario, hits: &[FaultHit], g: usize, t: u64) -> Option<FaultKind> {
+fn fleet_fault_at(s: &Scenario, hits: &[&FaultHit], g: usize, t: u64) -> Option<FaultKind> {
     hits.iter()
         .filter(|h| h.group == g && h.instance.is_none())
         .map(|h| (h, &s.faults[h.fault]))
@@ -919,6 +937,10 @@ fn blast_radius(
         .iter()
         .filter(|c| c.is_heal() || c.verb == "deregister")
         .collect();
+    let mut calls_of: BTreeMap<&autoheal_core::InstanceId, Vec<&Call>> = BTreeMap::new();
+    for c in &mutating {
+        calls_of.entry(&c.instance).or_default().push(c);
+    }
     // (group, instance, from, to)
     let windows: Vec<(usize, String, u64, u64)> = match policy {
         PolicyKind::Autoheal => records
@@ -926,17 +948,13 @@ fn blast_radius(
             .filter_map(|rec| {
                 let from = secs(rec.incident.detected_at);
                 let to = secs(rec.updated_at);
-                let first = mutating
+                let mine = calls_of.get(&rec.incident.instance)?;
+                let first = mine
                     .iter()
-                    .filter(|c| {
-                        c.instance == rec.incident.instance && c.at_s >= from && c.at_s <= to
-                    })
+                    .filter(|c| c.at_s >= from && c.at_s <= to)
                     .map(|c| c.at_s)
                     .min()?;
-                let g = mutating
-                    .iter()
-                    .find(|c| c.instance == rec.incident.instance)
-                    .map(|c| c.group)?;
+                let g = mine.first().map(|c| c.group)?;
                 Some((g, rec.incident.instance.to_string(), first, to))
             })
             .collect(),
@@ -950,11 +968,17 @@ fn blast_radius(
                 .collect()
         }
     };
+    let mut by_group: BTreeMap<usize, Vec<&(usize, String, u64, u64)>> = BTreeMap::new();
+    for w in &windows {
+        by_group.entry(w.0).or_default().push(w);
+    }
     let mut violations = 0;
     for c in &mutating {
-        let open: BTreeSet<&str> = windows
-            .iter()
-            .filter(|(g, _, from, to)| *g == c.group && *from <= c.at_s && c.at_s <= *to)
+        let open: BTreeSet<&str> = by_group
+            .get(&c.group)
+            .into_iter()
+            .flatten()
+            .filter(|(_, _, from, to)| *from <= c.at_s && c.at_s <= *to)
             .map(|(_, i, _, _)| i.as_str())
             .collect();
         if open.len() > global.max_concurrent_heals as usize {

@@ -1,6 +1,6 @@
 //! An in-memory incident store and notifier: incidents, leases with expiry, instance policy,
-//! heal and health history, and the notifications sent. The embedded on-disk store (issue 4)
-//! will be another implementation of the same port.
+//! heal and health history, and the notifications sent. The embedded on-disk store
+//! ([`crate::disk`]) is another implementation of the same port.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,9 +15,13 @@ use autoheal_core::{IncidentId, InstanceId, InstancePolicy, Timestamp};
 #[derive(Debug, Default)]
 struct Tables {
     incidents: BTreeMap<IncidentId, IncidentRecord>,
-    leases: Vec<Lease>,
+    /// At most one lease per instance.
+    leases: BTreeMap<InstanceId, Lease>,
     heals: Vec<HealRecord>,
     transitions: Vec<Transition>,
+    /// Positions in `heals` and `transitions` by instance (a simulated fleet has thousands).
+    heals_of: BTreeMap<InstanceId, Vec<usize>>,
+    transitions_of: BTreeMap<InstanceId, Vec<usize>>,
     policies: BTreeMap<InstanceId, InstancePolicy>,
     notifications: Vec<Notification>,
 }
@@ -60,7 +64,25 @@ impl MemoryStore {
 
     /// Records a health transition (the world calls this as its load balancer changes a state).
     pub fn push_transition(&self, tr: Transition) {
-        let _ = self.with(|t| t.transitions.push(tr));
+        let _ = self.with(|t| t.push_transition(tr));
+    }
+}
+
+impl Tables {
+    fn push_transition(&mut self, tr: Transition) {
+        self.transitions_of
+            .entry(tr.instance.clone())
+            .or_default()
+            .push(self.transitions.len());
+        self.transitions.push(tr);
+    }
+
+    fn push_heal(&mut self, h: HealRecord) {
+        self.heals_of
+            .entry(h.instance.clone())
+            .or_default()
+            .push(self.heals.len());
+        self.heals.push(h);
     }
 }
 
@@ -98,8 +120,8 @@ impl IncidentStore for MemoryStore {
         self.with(|t| {
             if let Some(l) = t
                 .leases
-                .iter()
-                .find(|l| &l.instance == i && &l.holder != holder && l.expires_at > now)
+                .get(i)
+                .filter(|l| &l.holder != holder && l.expires_at > now)
             {
                 return Err(PortError::LeaseHeld {
                     instance: i.to_string(),
@@ -107,27 +129,27 @@ impl IncidentStore for MemoryStore {
                     expires_at: l.expires_at.to_string(),
                 });
             }
-            t.leases.retain(|l| &l.instance != i);
             let lease = Lease {
                 instance: i.clone(),
                 holder: holder.clone(),
                 expires_at: now.plus_secs(ttl_s),
             };
-            t.leases.push(lease.clone());
+            t.leases.insert(i.clone(), lease.clone());
             Ok(lease)
         })?
     }
     async fn release_lease(&self, i: &InstanceId, holder: &IncidentId) -> PortResult<()> {
         self.with(|t| {
-            t.leases
-                .retain(|l| !(&l.instance == i && &l.holder == holder))
+            if t.leases.get(i).is_some_and(|l| &l.holder == holder) {
+                t.leases.remove(i);
+            }
         })
     }
     async fn active_leases(&self, ids: &[InstanceId], now: Timestamp) -> PortResult<Vec<Lease>> {
         self.with(|t| {
-            t.leases
-                .iter()
-                .filter(|l| ids.contains(&l.instance) && l.expires_at > now)
+            ids.iter()
+                .filter_map(|i| t.leases.get(i))
+                .filter(|l| l.expires_at > now)
                 .cloned()
                 .collect()
         })
@@ -138,24 +160,30 @@ impl IncidentStore for MemoryStore {
     async fn history(&self, i: &InstanceId, since: Timestamp) -> PortResult<History> {
         self.with(|t| History {
             heals: t
-                .heals
-                .iter()
-                .filter(|h| &h.instance == i && h.started_at >= since)
+                .heals_of
+                .get(i)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| t.heals.get(*n))
+                .filter(|h| h.started_at >= since)
                 .cloned()
                 .collect(),
             transitions: t
-                .transitions
-                .iter()
-                .filter(|x| &x.instance == i && x.at >= since)
+                .transitions_of
+                .get(i)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| t.transitions.get(*n))
+                .filter(|x| x.at >= since)
                 .cloned()
                 .collect(),
         })
     }
     async fn record_heal(&self, h: &HealRecord) -> PortResult<()> {
-        self.with(|t| t.heals.push(h.clone()))
+        self.with(|t| t.push_heal(h.clone()))
     }
     async fn record_transition(&self, tr: &Transition) -> PortResult<()> {
-        self.with(|t| t.transitions.push(tr.clone()))
+        self.with(|t| t.push_transition(tr.clone()))
     }
 }
 

@@ -486,3 +486,34 @@ fn a_pass_state_with_parameters_and_result_outputs_the_result() {
         "Parameters is still evaluated"
     );
 }
+
+#[test]
+fn without_history_payloads_events_keep_names_and_sizes_are_still_checked() {
+    let sm = machine(
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"big.$":"$.big"},"End":true}}}"#,
+    );
+    let lean = |max_payload_bytes| RunOptions {
+        history_payloads: false,
+        max_payload_bytes,
+        ..RunOptions::default()
+    };
+    let e = run_virtual(&sm, &Script::default(), json!({"big": "x"}), lean(1000)).expect("rt");
+    assert_eq!(e.status, Status::Succeeded);
+    assert_eq!(e.output, Some(json!({"big": "x"})));
+    let entered = e
+        .events
+        .iter()
+        .find(|ev| ev.kind == "PassStateEntered")
+        .expect("entered");
+    assert_eq!(entered.detail_str("name"), Some("P"));
+    assert_eq!(entered.detail_str("input"), Some(""));
+    let e = run_virtual(
+        &sm,
+        &Script::default(),
+        json!({"big": "x".repeat(2000)}),
+        lean(1000),
+    )
+    .expect("rt");
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.error.as_deref(), Some("States.DataLimitExceeded"));
+}
