@@ -827,6 +827,18 @@ impl InstanceInventory for Region {
     }
 }
 
+/// GetCommandInvocation returns at most this many characters of a command's output.
+pub const SSM_STDOUT_LIMIT: usize = 24_000;
+
+/// What SSM hands back of a command's output: the first 24,000 characters.
+fn ssm_stdout(full: String) -> String {
+    if full.chars().count() <= SSM_STDOUT_LIMIT {
+        full
+    } else {
+        full.chars().take(SSM_STDOUT_LIMIT).collect()
+    }
+}
+
 /// Faults a reboot clears (it restarts everything on the host, but cannot mend a disk or the
 /// hardware).
 const REBOOT_CLEARS: [FaultKind; 6] = [
@@ -982,7 +994,7 @@ impl CommandRunner for Region {
                             (g.protocol != Protocol::Tcp).then_some("/healthz"),
                             t.saturating_sub(host.booted_at) + 3600,
                         );
-                        (CommandStatus::Success, stdout_for(&d))
+                        (CommandStatus::Success, ssm_stdout(stdout_for(&d)))
                     }
                     "autoheal-RestartServices" => {
                         let cleanup = param("Cleanup") == "true";
@@ -1146,5 +1158,18 @@ impl Clock for Region {
             self.epoch
                 .saturating_add(i64::try_from(self.elapsed_s()).unwrap_or(i64::MAX)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssm_cuts_output_at_24000_characters_as_get_command_invocation_does() {
+        assert_eq!(ssm_stdout("short".into()), "short");
+        let long = "é".repeat(30_000);
+        let cut = ssm_stdout(long);
+        assert_eq!(cut.chars().count(), SSM_STDOUT_LIMIT);
     }
 }
