@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use autoheal_core::error::PortError;
-use autoheal_core::health::{HealthState, ReasonCode, TargetHealth};
+use autoheal_core::health::{Anomaly, AnomalyResult, HealthState, ReasonCode, TargetHealth};
 use autoheal_core::incident::Transition;
 use autoheal_core::observe::{
     AgentPing, CommandResult, CommandStatus, InstanceInfo, InstanceState, StatusCheck,
@@ -51,6 +51,20 @@ struct Host {
     recurs_every_s: Option<u64>,
     /// Scenario second it launched (`None`: before the scenario began).
     launched_at: Option<u64>,
+}
+
+impl Host {
+    /// The host still answers, but slowly: hung or starved, not down.
+    fn answers_slowly(&self) -> bool {
+        self.up == Up::Running
+            && [
+                FaultKind::AppHang,
+                FaultKind::CpuRunaway,
+                FaultKind::MemoryLeak,
+            ]
+            .iter()
+            .any(|f| self.faults.contains(f))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -718,6 +732,17 @@ impl TargetHealthSource for Region {
                     target_group: tg.to_string(),
                     target: String::new(),
                 })?;
+            // ALB's anomaly detection compares each target with the rest of its group: a target
+            // that answers slowly while most do not is anomalous (a uniform slowdown is not).
+            let slow: BTreeSet<&InstanceId> = if g.lb == Lb::Alb {
+                g.targets
+                    .keys()
+                    .filter(|id| s.hosts.get(*id).is_some_and(|h| h.answers_slowly()))
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let relative = g.targets.len() >= 3 && slow.len() * 2 < g.targets.len();
             Ok(g.targets
                 .iter()
                 .map(|(id, t)| TargetHealth {
@@ -726,7 +751,14 @@ impl TargetHealthSource for Region {
                     state: t.state,
                     reason: t.reason.clone(),
                     description: None,
-                    anomaly: None,
+                    anomaly: (g.lb == Lb::Alb).then(|| Anomaly {
+                        result: if relative && slow.contains(id) {
+                            AnomalyResult::Anomalous
+                        } else {
+                            AnomalyResult::Normal
+                        },
+                        mitigation_in_effect: false,
+                    }),
                 })
                 .collect())
         })
