@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests that build SDK clients must never probe the instance-metadata address (DESIGN.md §9).
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: help demo test lint fmt bench schema docs clean
+.PHONY: help demo test lint fmt bench schema docs clean build-lambdas
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,18 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+# cargo-lambda and zig (its linker) from PyPI, into the project's venv.
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+$(CARGO_LAMBDA):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2' 'ziglang==0.15.2'
+
+LAMBDA_ARCH ?= x86-64
+build-lambdas: $(CARGO_LAMBDA) ## every Lambda bootstrap and zip into target/lambda/<name>/ (LAMBDA_ARCH=arm64 needs the aarch64 std)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p autoheal-lambdas --$(LAMBDA_ARCH) --output-format zip
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p autoheal-lambdas --$(LAMBDA_ARCH)
+	@ls -1 $(TARGET_DIR)/lambda | sed 's/^/  built /'
 
 bench: ## measure, write bench/results.json, print a table
 	$(CARGO) build --quiet --locked --release -p autoheal-tests --bins

@@ -4,6 +4,7 @@ mod cli;
 mod fault_model;
 mod fault_table;
 mod handlers;
+mod layers;
 mod region;
 mod simulate;
 mod ssm_patterns;

@@ -16,6 +16,30 @@ mod error;
 mod handlers;
 mod in_process;
 
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn documents_and_timeouts_come_from_the_environment_and_bad_values_are_named() {
+        let env = |k: &str| match k {
+            "AUTOHEAL_DIAGNOSTICS_DOCUMENT" => Some("autoheal-Diagnostics-X1:3".to_owned()),
+            "AUTOHEAL_LEASE_TTL_S" => Some("900".to_owned()),
+            _ => None,
+        };
+        let c = Config::from_vars(env).expect("valid");
+        assert_eq!(c.diagnostics_document.name, "autoheal-Diagnostics-X1");
+        assert_eq!(c.diagnostics_document.version, "3");
+        assert_eq!(c.restart_document.version, "$DEFAULT");
+        assert_eq!(c.lease_ttl_s, 900);
+        let bad =
+            Config::from_vars(|k| (k == "AUTOHEAL_COMMAND_DEADLINE_S").then(|| "soon".to_owned()))
+                .expect_err("bad number");
+        assert!(bad.cause.contains("AUTOHEAL_COMMAND_DEADLINE_S"), "{bad}");
+    }
+}
+pub mod trigger;
+
 pub use error::TaskError;
 pub use handlers::*;
 pub use in_process::{InProcess, substitutions};
@@ -115,6 +139,59 @@ impl Default for Config {
             replace_verify_interval_s: 30,
             replace_verify_attempts: 10,
         }
+    }
+}
+
+impl Config {
+    /// The settings of a Lambda or an activity worker: the defaults, with the SSM documents the
+    /// stack created (`AUTOHEAL_DIAGNOSTICS_DOCUMENT`, `AUTOHEAL_RESTART_SERVICES_DOCUMENT`,
+    /// `AUTOHEAL_VERIFY_HEALTH_DOCUMENT`, each `name` or `name:version`) and the numeric
+    /// `AUTOHEAL_LEASE_TTL_S`, `AUTOHEAL_COMMAND_DEADLINE_S`, `AUTOHEAL_DEREGISTRATION_DELAY_S`.
+    pub fn from_env() -> Result<Config, TaskError> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::from_env`], over any source of variables.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, TaskError> {
+        let mut c = Config::default();
+        for (key, doc) in [
+            ("AUTOHEAL_DIAGNOSTICS_DOCUMENT", &mut c.diagnostics_document),
+            (
+                "AUTOHEAL_RESTART_SERVICES_DOCUMENT",
+                &mut c.restart_document,
+            ),
+            ("AUTOHEAL_VERIFY_HEALTH_DOCUMENT", &mut c.verify_document),
+        ] {
+            if let Some(v) = var(key).filter(|v| !v.is_empty()) {
+                let (name, version) = v.split_once(':').unwrap_or((v.as_str(), "$DEFAULT"));
+                if name.is_empty() || version.is_empty() {
+                    return Err(TaskError::invalid_input(format!(
+                        "{key} {v:?} is not `name` or `name:version`"
+                    )));
+                }
+                *doc = DocumentRef {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                };
+            }
+        }
+        for (key, field) in [
+            ("AUTOHEAL_LEASE_TTL_S", &mut c.lease_ttl_s),
+            ("AUTOHEAL_COMMAND_DEADLINE_S", &mut c.command_deadline_s),
+            (
+                "AUTOHEAL_DEREGISTRATION_DELAY_S",
+                &mut c.deregistration_delay_s,
+            ),
+        ] {
+            if let Some(v) = var(key).filter(|v| !v.is_empty()) {
+                *field = v.parse().map_err(|_| {
+                    TaskError::invalid_input(format!(
+                        "{key} {v:?} is not a whole number of seconds"
+                    ))
+                })?;
+            }
+        }
+        Ok(c)
     }
 }
 

@@ -230,16 +230,6 @@ pub fn expected_class(kind: FaultKind) -> &'static str {
     }
 }
 
-/// `2027-01-15T08:03` → `20270115T0803`, for execution names.
-fn minute_stamp(epoch_s: i64) -> String {
-    autoheal_core::Timestamp(epoch_s)
-        .to_rfc3339()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(13)
-        .collect()
-}
-
 struct Shared {
     events: usize,
     runs: Vec<ExecutionRun>,
@@ -365,10 +355,10 @@ async fn run(
                     starts.extend((0..arns.len()).map(|g| (g, "schedule")));
                 }
                 for (g, source) in starts {
-                    let name = format!(
-                        "{}-{}",
-                        names[g],
-                        minute_stamp(region.epoch() + i64::try_from(t).unwrap_or(0))
+                    // The trigger's own naming: group and minute.
+                    let name = autoheal_handlers::trigger::execution_name(
+                        &arns[g],
+                        autoheal_core::Timestamp(region.epoch() + i64::try_from(t).unwrap_or(0)),
                     );
                     if running.contains_key(&g) || !started.insert(name.clone()) {
                         dedup += 1;
