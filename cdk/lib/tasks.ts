@@ -208,6 +208,12 @@ const writeIncidents = (r: TaskResources): iam.PolicyStatement =>
     actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
     resources: [r.incidents.tableArn],
   });
+/** Which instances have a heal in flight (detect and decide read the leases, never write them). */
+const readLeases = (r: TaskResources): iam.PolicyStatement =>
+  new iam.PolicyStatement({
+    actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+    resources: [r.leases.tableArn],
+  });
 const readPolicies = (r: TaskResources): iam.PolicyStatement =>
   new iam.PolicyStatement({
     actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
@@ -226,11 +232,14 @@ export const TASKS: TaskSpec[] = [
       'elasticloadbalancing:DescribeTargetGroups',
       'elasticloadbalancing:DescribeLoadBalancers',
       'elasticloadbalancing:DescribeTags',
+      'ec2:DescribeInstances',
+      'ec2:DescribeInstanceStatus',
     ],
     statements: (_s, r) => [
       readIncidents(r),
       writeIncidents(r),
       readPolicies(r),
+      readLeases(r),
     ],
   },
   {
@@ -252,6 +261,7 @@ export const TASKS: TaskSpec[] = [
     id: 'Diagnose',
     description: 'autoheal: EC2 status checks, SSM agent ping and the Diagnostics document on the host',
     unscoped: [
+      'elasticloadbalancing:DescribeTargetHealth',
       'ec2:DescribeInstances',
       'ec2:DescribeInstanceStatus',
       'ssm:DescribeInstanceInformation',
@@ -260,15 +270,16 @@ export const TASKS: TaskSpec[] = [
     ],
     statements: (s, r) => [
       ...sendCommand(s, r.documentArns.diagnostics),
+      readPolicies(r),
     ],
   },
   {
     name: 'decide',
     placeholder: 'DecideFunctionArn',
     id: 'Decide',
-    description: 'autoheal: the decision engine (reads incident history and per-instance policy only)',
-    unscoped: [],
-    statements: (_s, r) => [readIncidents(r), readPolicies(r)],
+    description: 'autoheal: the decision engine (reads group health, leases, incident history and per-instance policy only)',
+    unscoped: ['elasticloadbalancing:DescribeTargetHealth', 'ec2:DescribeInstances', 'ec2:DescribeInstanceStatus'],
+    statements: (_s, r) => [readIncidents(r), readPolicies(r), readLeases(r)],
   },
   {
     name: 'drain',
@@ -276,6 +287,7 @@ export const TASKS: TaskSpec[] = [
     id: 'Drain',
     description: 'autoheal: deregister the target or put it in Standby',
     unscoped: [
+      'elasticloadbalancing:DescribeTargetHealth',
       'elasticloadbalancing:DescribeTargetGroupAttributes',
       'autoscaling:DescribeAutoScalingInstances',
     ],
@@ -292,6 +304,7 @@ export const TASKS: TaskSpec[] = [
     unscoped: ['ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'],
     statements: (s, r) => [
       ...sendCommand(s, r.documentArns.restartServices),
+      readPolicies(r),
     ],
   },
   {
@@ -302,6 +315,7 @@ export const TASKS: TaskSpec[] = [
     unscoped: ['ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'],
     statements: (s, r) => [
       ...sendCommand(s, r.documentArns.restartServices),
+      readPolicies(r),
     ],
   },
   {

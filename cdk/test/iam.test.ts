@@ -138,14 +138,16 @@ describe('each function has only what its task needs', () => {
     }
   });
 
-  test('decide only reads DynamoDB', () => {
-    for (const a of actions('decide')) expect(a).toMatch(/^dynamodb:(GetItem|BatchGetItem|Query)$/);
+  test('decide only reads: DynamoDB, target health and instances (the handler reads all three)', () => {
+    const a = actions('decide');
+    expect(a).toEqual(expect.arrayContaining(['dynamodb:BatchGetItem', 'elasticloadbalancing:DescribeTargetHealth', 'ec2:DescribeInstances']));
+    for (const x of a) expect(x).toMatch(/^(dynamodb:(GetItem|BatchGetItem|Query)|elasticloadbalancing:Describe\w+|ec2:Describe\w+)$/);
   });
 
-  test('detect describes load balancers and target health, and uses the incidents and policies tables', () => {
+  test('detect describes load balancers, target health and instances, and uses the incidents, policies and leases tables', () => {
     const a = actions('detect');
-    expect(a).toEqual(expect.arrayContaining(['elasticloadbalancing:DescribeTargetHealth', 'dynamodb:PutItem', 'dynamodb:Query']));
-    for (const x of a) expect(x).toMatch(/^(elasticloadbalancing:Describe|dynamodb:)/);
+    expect(a).toEqual(expect.arrayContaining(['elasticloadbalancing:DescribeTargetHealth', 'ec2:DescribeInstances', 'dynamodb:BatchGetItem', 'dynamodb:Query']));
+    for (const x of a) expect(x).toMatch(/^(elasticloadbalancing:Describe|ec2:Describe|dynamodb:)/);
   });
 
   test('the lease function touches the leases table only', () => {
