@@ -56,14 +56,16 @@ $(CARGO_LAMBDA):
 LAMBDA_ARCH ?= x86-64
 build-lambdas: $(CARGO_LAMBDA) ## every Lambda bootstrap and zip into target/lambda/<name>/ (LAMBDA_ARCH=arm64 needs the aarch64 std)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p autoheal-lambdas --$(LAMBDA_ARCH) --output-format zip
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p autoheal-lambdas --$(LAMBDA_ARCH)
-	@ls -1 $(TARGET_DIR)/lambda | sed 's/^/  built /'
+	@for d in $(TARGET_DIR)/lambda/*/; do \
+	  $(VENV)/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$$d/bootstrap.zip" "$$d"; \
+	  chmod +x "$$d/bootstrap"; echo "  built $$d (bootstrap, bootstrap.zip)"; done
 
-bench: ## measure, write bench/results.json, print a table
+bench: build-lambdas ## measure, write bench/results.json, print a table (builds the Lambdas first)
 	$(CARGO) build --quiet --locked --release -p autoheal-tests --bins
-	target/release/bench-core bench/results.json
-	target/release/bench-asl bench/results.json
-	target/release/bench-sim bench/results.json
+	$(TARGET_DIR)/release/bench-core bench/results.json
+	$(TARGET_DIR)/release/bench-asl bench/results.json
+	$(TARGET_DIR)/release/bench-sim bench/results.json
+	python3 tools/lambda_bench.py bench/results.json
 
 schema: ## regenerate ssm/diagnostics.schema.json from the Rust types
 	AUTOHEAL_UPDATE_SCHEMA=1 $(CARGO) test --quiet --locked -p autoheal-core schema

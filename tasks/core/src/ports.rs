@@ -285,13 +285,12 @@ pub trait Notifier: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum StartOutcome {
-    Started {
-        execution_arn: String,
-    },
-    /// An execution with this name already exists (same scope and time bucket): not duplicated.
-    AlreadyRunning {
-        execution_arn: String,
-    },
+    /// Started, or, for a repeat of the same name *and input* while that execution runs, that
+    /// execution (Step Functions' own idempotency: a retried trigger is not a second run).
+    Started { execution_arn: String },
+    /// An execution with this name already exists with another input (the alarm and the
+    /// schedule for the same scope and minute): not duplicated.
+    AlreadyRunning { execution_arn: String },
 }
 
 /// Step Functions StartExecution / RedriveExecution.
