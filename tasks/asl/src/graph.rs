@@ -1609,7 +1609,8 @@ fn layout(model: &Model<'_>, m: usize, top: bool) -> Laid {
     }
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML content and attribute values (control characters become spaces).
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

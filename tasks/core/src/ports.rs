@@ -188,6 +188,22 @@ pub struct Lease {
     pub expires_at: Timestamp,
 }
 
+impl Lease {
+    /// Whether `current`, the lease an instance has now, keeps `holder` from taking it at
+    /// `now`: it does while another holder's lease is unexpired (the same holder re-acquires,
+    /// as a retried task must). Every store applies this one rule.
+    pub fn check(current: Option<&Lease>, holder: &IncidentId, now: Timestamp) -> PortResult<()> {
+        match current {
+            Some(l) if &l.holder != holder && l.expires_at > now => Err(PortError::LeaseHeld {
+                instance: l.instance.to_string(),
+                holder: l.holder.to_string(),
+                expires_at: l.expires_at.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Which incidents to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentQuery {

@@ -345,16 +345,7 @@ impl DiskStore {
         self.write(|tx| {
             let mut table = tx.open_table(LEASES).map_err(tx_err)?;
             let current: Option<Lease> = self.get_json(&table, i.as_str())?;
-            if let Some(l) = current
-                && &l.holder != holder
-                && l.expires_at > now
-            {
-                return Err(PortError::LeaseHeld {
-                    instance: i.to_string(),
-                    holder: l.holder.to_string(),
-                    expires_at: l.expires_at.to_string(),
-                });
-            }
+            Lease::check(current.as_ref(), holder, now)?;
             let lease = Lease {
                 instance: i.clone(),
                 holder: holder.clone(),

@@ -118,17 +118,7 @@ impl IncidentStore for MemoryStore {
         ttl_s: u64,
     ) -> PortResult<Lease> {
         self.with(|t| {
-            if let Some(l) = t
-                .leases
-                .get(i)
-                .filter(|l| &l.holder != holder && l.expires_at > now)
-            {
-                return Err(PortError::LeaseHeld {
-                    instance: i.to_string(),
-                    holder: l.holder.to_string(),
-                    expires_at: l.expires_at.to_string(),
-                });
-            }
+            Lease::check(t.leases.get(i), holder, now)?;
             let lease = Lease {
                 instance: i.clone(),
                 holder: holder.clone(),
