@@ -480,44 +480,19 @@ mod tests {
 
     #[test]
     fn every_reason_code_maps_and_unknown_ones_are_kept_verbatim() {
-        let cases = [
-            (
-                "Elb.RegistrationInProgress",
-                ReasonCode::RegistrationInProgress,
-            ),
-            (
-                "Elb.InitialHealthChecking",
-                ReasonCode::InitialHealthChecking,
-            ),
-            (
-                "Target.ResponseCodeMismatch",
-                ReasonCode::ResponseCodeMismatch,
-            ),
-            ("Target.Timeout", ReasonCode::Timeout),
-            ("Target.FailedHealthChecks", ReasonCode::FailedHealthChecks),
-            ("Target.NotRegistered", ReasonCode::NotRegistered),
-            ("Target.NotInUse", ReasonCode::NotInUse),
-            (
-                "Target.DeregistrationInProgress",
-                ReasonCode::DeregistrationInProgress,
-            ),
-            ("Target.InvalidState", ReasonCode::InvalidState),
-            ("Target.IpUnusable", ReasonCode::IpUnusable),
-            (
-                "Target.HealthCheckDisabled",
-                ReasonCode::HealthCheckDisabled,
-            ),
-            ("Elb.InternalError", ReasonCode::InternalError),
-            (
-                "Target.SomethingNew",
-                ReasonCode::Other("Target.SomethingNew".to_owned()),
-            ),
-        ];
+        let mut cases: Vec<(String, ReasonCode)> = ReasonCode::KNOWN
+            .iter()
+            .map(|c| (c.as_str().to_owned(), c.clone()))
+            .collect();
+        cases.push((
+            "Target.SomethingNew".to_owned(),
+            ReasonCode::Other("Target.SomethingNew".to_owned()),
+        ));
         for (wire, expected) in cases {
             let d = described(
                 "i-0123456789abcdef0",
                 TargetHealthStateEnum::Unhealthy,
-                Some(TargetHealthReasonEnum::from(wire)),
+                Some(TargetHealthReasonEnum::from(wire.as_str())),
             );
             let t = target_health(&d)
                 .expect("maps")

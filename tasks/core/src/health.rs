@@ -97,6 +97,22 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// Every code ELB documents (all but `Other`).
+    pub const KNOWN: [ReasonCode; 12] = [
+        Self::RegistrationInProgress,
+        Self::InitialHealthChecking,
+        Self::ResponseCodeMismatch,
+        Self::Timeout,
+        Self::FailedHealthChecks,
+        Self::NotRegistered,
+        Self::NotInUse,
+        Self::DeregistrationInProgress,
+        Self::InvalidState,
+        Self::IpUnusable,
+        Self::HealthCheckDisabled,
+        Self::InternalError,
+    ];
+
     /// The wire string (`Target.Timeout`, `Elb.InternalError`, ...).
     pub fn as_str(&self) -> &str {
         match self {
