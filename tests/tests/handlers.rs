@@ -109,7 +109,20 @@ fn a_crashed_service_is_diagnosed_restarted_verified_and_restored_by_the_real_ha
             .collect::<Vec<_>>(),
         [(Action::RestartService, HealOutcome::Healed)]
     );
-    assert_eq!(world.notifications().len(), 1);
+    let notes = world.notifications();
+    assert_eq!(notes.len(), 1);
+    // The summary carries the incident as recorded (diagnosis, decision, steps) and the
+    // execution's console page.
+    assert_eq!(notes[0].incidents.len(), 1, "{:?}", notes[0]);
+    assert_eq!(notes[0].incidents[0].status, IncidentStatus::Healed);
+    assert!(
+        notes[0]
+            .execution_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://us-east-1.console.aws.amazon.com/states/")),
+        "{:?}",
+        notes[0].execution_url
+    );
     // The target was unhealthy, so the load balancer sent it nothing to drain: no 300 s wait,
     // only the 10 s settle after the restart, in virtual time.
     assert!(

@@ -721,6 +721,14 @@ struct NotifyIn {
     decision: Option<Decision>,
 }
 
+/// The Step Functions console page of an execution (`arn:aws:states:<region>:…:execution:…`).
+pub fn console_url(execution_arn: &str) -> String {
+    let region = execution_arn.split(':').nth(3).unwrap_or("us-east-1");
+    format!(
+        "https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+    )
+}
+
 /// Notify: the execution's summary (what was found, done and held back), or an approval request
 /// carrying the task token.
 pub async fn notify(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
@@ -746,6 +754,20 @@ pub async fn notify(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
         }
         _ => Vec::new(),
     };
+    // The full record of each incident of this execution, as the store has it.
+    let mut records = Vec::new();
+    for id in i
+        .incidents
+        .iter()
+        .flatten()
+        .filter_map(|x| x.get("incident_id").and_then(Value::as_str))
+    {
+        if let Ok(id) = IncidentId::parse(id)
+            && let Some(r) = w.get_incident(&id).await?
+        {
+            records.push(r);
+        }
+    }
     let n = Notification {
         subject: match i.kind.as_str() {
             "approval_request" => format!(
@@ -772,9 +794,9 @@ pub async fn notify(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
             Severity::Warning
         },
         target_group: tg,
-        incidents: Vec::new(),
+        incidents: records,
         held_back,
-        execution_url: i.execution_arn,
+        execution_url: i.execution_arn.as_deref().map(console_url),
         approval_token: i.task_token,
     };
     w.notify(&n).await?;
