@@ -55,8 +55,8 @@ $(CARGO_LAMBDA):
 
 LAMBDA_ARCH ?= x86-64
 build-lambdas: $(CARGO_LAMBDA) ## every Lambda bootstrap and zip into target/lambda/<name>/ (LAMBDA_ARCH=arm64 needs the aarch64 std)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked -p autoheal-lambdas --$(LAMBDA_ARCH) --output-format zip
-	@for d in $(TARGET_DIR)/lambda/*/; do \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --profile lambda-release --locked -p autoheal-lambdas --$(LAMBDA_ARCH) --output-format zip
+	@for d in $(TARGET_DIR)/lambda/*/; do [ -f "$$d/bootstrap.zip" ] || continue; \
 	  $(VENV)/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$$d/bootstrap.zip" "$$d"; \
 	  chmod +x "$$d/bootstrap"; echo "  built $$d (bootstrap, bootstrap.zip)"; done
 

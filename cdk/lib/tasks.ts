@@ -391,6 +391,8 @@ export const TASKS: TaskSpec[] = [
     description: 'autoheal: SNS, Slack and Teams notifications and approval requests',
     unscoped: [],
     statements: (_s, r) => [
+      // The summary carries each incident's record.
+      readIncidents(r),
       new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [r.topic.topicArn] }),
       // Publishing to a KMS-encrypted topic (no GenerateDataKey* wildcard).
       new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [r.topicKey.keyArn] }),

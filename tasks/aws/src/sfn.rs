@@ -1,8 +1,9 @@
 //! Step Functions: [`ExecutionStarter`] over StartExecution, DescribeExecution and
 //! RedriveExecution.
 //!
-//! The execution name is the incident id, deterministic per target and time bucket, so the
-//! alarm, the schedule and a manual start of the same incident make one execution. Step
+//! The execution name is deterministic, the target group and the minute
+//! (`autoheal_handlers::trigger::execution_name`), so the alarm, the schedule and a manual start
+//! for one group in one minute make one execution. Step
 //! Functions itself answers a second StartExecution with the same name and the same input with
 //! the running execution (reported here as `Started`, which it is); with another input, or once
 //! the execution has ended (names of standard workflows stay taken for 90 days), it answers

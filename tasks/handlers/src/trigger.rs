@@ -4,8 +4,8 @@
 //! schedule and a manual start for one group in one minute share the name, so Step Functions
 //! runs them once (a second StartExecution with the same name is reported as already running).
 //!
-//! Events of other sources, alarms that are not ALARM, and alarms without a `TargetGroup`
-//! dimension are not errors to retry: they are answered with what was ignored and why.
+//! Events of other sources and alarms that are not ALARM are answered with what was ignored and
+//! why; an alarm without a `TargetGroup` dimension is `InvalidInput`, with the fix.
 
 use autoheal_core::ports::{
     Clock, ExecutionStarter, StartOutcome, TargetGroupCatalog, TargetGroupSelector,

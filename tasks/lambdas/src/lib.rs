@@ -8,7 +8,8 @@
 //! - Every invocation writes one structured JSON log line with the Powertools key names
 //!   (`level`, `message`, `timestamp`, `service`, `cold_start`, `function_request_id`,
 //!   `xray_trace_id`) and one CloudWatch embedded-metric-format line: the task's duration and
-//!   errors, the group's healthy and unhealthy counts (detect), the action (decide).
+//!   errors, the group's healthy and unhealthy counts (detect), `Actions` by action (decide),
+//!   `Incidents` and `MttrSeconds` (record): the names the stack's dashboard charts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,19 +145,19 @@ pub fn emf_line(
                 metrics.push(json!({"Name": metric, "Unit": "Count"}));
             }
         }
+        // The names the stack's dashboard charts (cdk/lib/autoheal.ts).
         if let Some(a) = out.get("action").and_then(Value::as_str) {
             o.insert("action".into(), json!(a));
-            o.insert("Decisions".into(), json!(1));
-            metrics.push(json!({"Name": "Decisions", "Unit": "Count"}));
+            o.insert("Actions".into(), json!(1));
+            metrics.push(json!({"Name": "Actions", "Unit": "Count"}));
         }
-        if let Some(e) = result
-            .as_ref()
-            .ok()
-            .and_then(|r| r.get("mttr_s"))
-            .and_then(Value::as_u64)
-        {
-            o.insert("TimeToHeal".into(), json!(e));
-            metrics.push(json!({"Name": "TimeToHeal", "Unit": "Seconds"}));
+        if task == "record" && out.get("incident_id").is_some() {
+            o.insert("Incidents".into(), json!(1));
+            metrics.push(json!({"Name": "Incidents", "Unit": "Count"}));
+        }
+        if let Some(e) = out.get("mttr_s").and_then(Value::as_u64) {
+            o.insert("MttrSeconds".into(), json!(e));
+            metrics.push(json!({"Name": "MttrSeconds", "Unit": "Seconds"}));
         }
     }
     let dims = if v.get("action").is_some() {
@@ -236,6 +237,15 @@ mod tests {
         assert!(names.contains(&"UnhealthyTargets") && names.contains(&"TaskDuration"));
         let d = emf_line("decide", 0, 3, &Ok(json!({"action": "restart_service"})));
         assert_eq!(d["action"], "restart_service");
+        assert_eq!(d["Actions"], 1);
+        let r = emf_line(
+            "record",
+            0,
+            3,
+            &Ok(json!({"incident_id": "web-i-1", "action": "restart_service", "mttr_s": 212})),
+        );
+        assert_eq!(r["Incidents"], 1);
+        assert_eq!(r["MttrSeconds"], 212);
         assert_eq!(
             d["_aws"]["CloudWatchMetrics"][0]["Dimensions"][1][2],
             "action"
