@@ -391,7 +391,8 @@ pub async fn decide(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
 
 /// Drain: take the target out of the load balancer so no request is lost. A target the load
 /// balancer already marks unhealthy receives no new requests, so there is nothing to wait for;
-/// a serving one (degraded, flapping) gets the deregistration delay to finish its requests.
+/// a serving one (degraded, anomalous, flapping) gets the deregistration delay to finish its
+/// requests, at most `drain_wait_max_s`.
 pub async fn drain(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
     let i: TargetIn = input("drain", v)?;
     let now = w
@@ -411,7 +412,7 @@ pub async fn drain(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Task
     w.deregister(&i.target_group.arn, &i.target.instance, i.target.port)
         .await?;
     let wait_s = if now.state.is_serving() {
-        cfg.deregistration_delay_s
+        cfg.deregistration_delay_s.min(cfg.drain_wait_max_s)
     } else {
         0
     };

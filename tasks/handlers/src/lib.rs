@@ -101,6 +101,10 @@ pub struct Config {
     pub incident_bucket_s: u64,
     /// The target group's deregistration delay, when the catalog does not say.
     pub deregistration_delay_s: u64,
+    /// The longest a drain waits for a still-serving target's requests to finish. ELB ends the
+    /// draining early once no request is in flight; web requests take seconds, so waiting the
+    /// whole delay (300 s by default) would only keep a failing target out longer.
+    pub drain_wait_max_s: u64,
     /// Seconds to wait after a restart, a reboot and a replacement before the first check.
     pub restart_settle_s: u64,
     pub reboot_settle_s: u64,
@@ -131,6 +135,7 @@ impl Default for Config {
             poll_interval_s: 2,
             incident_bucket_s: 60,
             deregistration_delay_s: 300,
+            drain_wait_max_s: 60,
             restart_settle_s: 10,
             reboot_settle_s: 60,
             replace_settle_s: 240,
@@ -146,7 +151,8 @@ impl Config {
     /// The settings of a Lambda or an activity worker: the defaults, with the SSM documents the
     /// stack created (`AUTOHEAL_DIAGNOSTICS_DOCUMENT`, `AUTOHEAL_RESTART_SERVICES_DOCUMENT`,
     /// `AUTOHEAL_VERIFY_HEALTH_DOCUMENT`, each `name` or `name:version`) and the numeric
-    /// `AUTOHEAL_LEASE_TTL_S`, `AUTOHEAL_COMMAND_DEADLINE_S`, `AUTOHEAL_DEREGISTRATION_DELAY_S`.
+    /// `AUTOHEAL_LEASE_TTL_S`, `AUTOHEAL_COMMAND_DEADLINE_S`, `AUTOHEAL_DEREGISTRATION_DELAY_S`,
+    /// `AUTOHEAL_DRAIN_WAIT_MAX_S`.
     pub fn from_env() -> Result<Config, TaskError> {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -182,6 +188,7 @@ impl Config {
                 "AUTOHEAL_DEREGISTRATION_DELAY_S",
                 &mut c.deregistration_delay_s,
             ),
+            ("AUTOHEAL_DRAIN_WAIT_MAX_S", &mut c.drain_wait_max_s),
         ] {
             if let Some(v) = var(key).filter(|v| !v.is_empty()) {
                 *field = v.parse().map_err(|_| {
