@@ -57,13 +57,6 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Output, CliError> {
     })
 }
 
-fn status(r: &IncidentRecord) -> String {
-    serde_json::to_value(r.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 pub fn incidents_cmd(c: &IncidentsCommand) -> Result<Output, CliError> {
     match c {
         IncidentsCommand::List(a) => {
@@ -96,7 +89,7 @@ pub fn incidents_cmd(c: &IncidentsCommand) -> Result<Output, CliError> {
                     r.incident.detected_at.to_rfc3339(),
                     r.decision.as_ref().map_or("-", |d| d.class.as_str()),
                     r.decision.as_ref().map_or("-", |d| d.action.as_str()),
-                    status(r)
+                    r.status.as_str()
                 );
             }
             let _ = writeln!(out, "{} incident(s) in {}", rows.len(), a.store.display());
@@ -129,7 +122,7 @@ pub fn incidents_cmd(c: &IncidentsCommand) -> Result<Output, CliError> {
                 r.incident.target_group.name()
             );
             let _ = writeln!(out, "detected   {}", r.incident.detected_at.to_rfc3339());
-            let _ = writeln!(out, "status     {}", status(r));
+            let _ = writeln!(out, "status     {}", r.status.as_str());
             if let Some(d) = &r.diagnosis {
                 let _ = writeln!(out, "diagnosis  {}: {}", d.class.as_str(), d.summary);
             }

@@ -147,6 +147,19 @@ pub enum IncidentStatus {
 }
 
 impl IncidentStatus {
+    /// The wire name (`healed`, `no_action`, ...), as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Healed => "healed",
+            Self::Held => "held",
+            Self::Escalated => "escalated",
+            Self::Observed => "observed",
+            Self::NoAction => "no_action",
+            Self::Failed => "failed",
+        }
+    }
+
     /// The incident has ended one way or another.
     pub fn is_terminal(self) -> bool {
         self != Self::Open
@@ -184,6 +197,24 @@ pub struct IncidentRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_names_are_the_serialised_ones() {
+        for st in [
+            IncidentStatus::Open,
+            IncidentStatus::Healed,
+            IncidentStatus::Held,
+            IncidentStatus::Escalated,
+            IncidentStatus::Observed,
+            IncidentStatus::NoAction,
+            IncidentStatus::Failed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(st).ok(),
+                Some(serde_json::json!(st.as_str()))
+            );
+        }
+    }
 
     fn id(n: u32) -> InstanceId {
         InstanceId::parse(format!("i-{n:08x}")).expect("valid")

@@ -56,10 +56,38 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Reads RFC 3339 (`2027-01-15T08:03:09Z`; fractions and the zone after the seconds are
+    /// ignored, as every AWS event time is UTC). `None` for anything else.
+    pub fn from_rfc3339(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+            return None;
+        }
+        let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
+        let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+        let (h, mi, se) = (n(11..13)?, n(14..16)?, n(17..19)?);
+        Some(Timestamp(
+            days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se,
+        ))
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
     }
+}
+
+/// The inverse of [`civil_from_days`] (Howard Hinnant's days-from-civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
@@ -79,6 +107,29 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_parse_back_to_epoch_seconds() {
+        assert_eq!(
+            Timestamp::from_rfc3339("1970-01-01T00:00:00Z"),
+            Some(Timestamp(0))
+        );
+        assert_eq!(
+            Timestamp::from_rfc3339("2027-01-15T08:00:00Z"),
+            Some(Timestamp(1_800_000_000))
+        );
+        assert_eq!(
+            Timestamp::from_rfc3339("2024-02-29T12:00:00.123Z"),
+            Some(Timestamp(1_709_208_000))
+        );
+        assert_eq!(Timestamp::from_rfc3339("yesterday"), None);
+        for t in [0, 951_782_400, 1_800_000_189, 4_102_444_799] {
+            assert_eq!(
+                Timestamp::from_rfc3339(&Timestamp(t).to_rfc3339()),
+                Some(Timestamp(t))
+            );
+        }
+    }
 
     #[test]
     fn formats_as_rfc3339_utc() {

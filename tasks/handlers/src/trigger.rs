@@ -97,28 +97,8 @@ pub enum Request {
 fn event_time(v: &Value, now: Timestamp) -> Timestamp {
     v.get("time")
         .and_then(Value::as_str)
-        .and_then(parse_rfc3339)
+        .and_then(Timestamp::from_rfc3339)
         .unwrap_or(now)
-}
-
-/// `2027-01-15T08:03:09Z` (or with fractions / an offset of `+00:00`) → seconds.
-fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (h, mi, se) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(Timestamp(days * 86_400 + h * 3600 + mi * 60 + se))
 }
 
 /// Reads an EventBridge event (or a manual request `{"target_group_arn": …}`).
@@ -406,19 +386,5 @@ mod tests {
                 .as_str()
                 .is_some_and(|r| r.contains("OK"))
         );
-    }
-
-    #[test]
-    fn rfc3339_times_parse_to_epoch_seconds() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(Timestamp(0)));
-        assert_eq!(
-            parse_rfc3339("2027-01-15T08:00:00Z"),
-            Some(Timestamp(1_800_000_000))
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:00:00.123Z"),
-            Some(Timestamp(1_709_208_000))
-        );
-        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

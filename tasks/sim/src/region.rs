@@ -75,6 +75,18 @@ struct Target {
     fail: u32,
 }
 
+impl Target {
+    /// A target just registered (by a person, autoheal or the Auto Scaling group).
+    fn initial() -> Target {
+        Target {
+            state: HealthState::Initial,
+            reason: Some(ReasonCode::InitialHealthChecking),
+            ok: 0,
+            fail: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Group {
     arn: TargetGroupArn,
@@ -190,12 +202,32 @@ fn arn_of(name: &str) -> Result<TargetGroupArn, PortError> {
     .map_err(|e| PortError::InvalidRequest(e.to_string()))
 }
 
+fn not_found(tg: &TargetGroupArn, target: &str) -> PortError {
+    PortError::TargetNotFound {
+        target_group: tg.to_string(),
+        target: target.to_owned(),
+    }
+}
+
 fn instance_id(n: u64) -> Result<InstanceId, PortError> {
     InstanceId::parse(format!("i-{:017x}", 0x0a00_0000_0000_0000_u64 + n))
         .map_err(|e| PortError::InvalidRequest(e.to_string()))
 }
 
 impl State {
+    /// The group of `tg`, or `TargetNotFound` naming it (and the target asked about).
+    fn group(&self, tg: &TargetGroupArn, target: &str) -> Result<&Group, PortError> {
+        self.by_arn
+            .get(tg)
+            .and_then(|&i| self.groups.get(i))
+            .ok_or_else(|| not_found(tg, target))
+    }
+
+    fn group_mut(&mut self, tg: &TargetGroupArn, target: &str) -> Result<&mut Group, PortError> {
+        let i = *self.by_arn.get(tg).ok_or_else(|| not_found(tg, target))?;
+        self.groups.get_mut(i).ok_or_else(|| not_found(tg, target))
+    }
+
     fn call(&mut self, verb: impl Into<String>, instance: &InstanceId) {
         let group = self.hosts.get(instance).map_or(usize::MAX, |h| h.group);
         self.calls.push(Call {
@@ -414,15 +446,7 @@ impl State {
                     h.up = Up::Booting;
                     h.booted_at = at;
                     let g = h.group;
-                    self.groups[g].targets.insert(
-                        id.clone(),
-                        Target {
-                            state: HealthState::Initial,
-                            reason: Some(ReasonCode::InitialHealthChecking),
-                            ok: 0,
-                            fail: 0,
-                        },
-                    );
+                    self.groups[g].targets.insert(id.clone(), Target::initial());
                     self.schedule(at + boot_s, Event::Ready(id));
                 }
             }
@@ -681,15 +705,12 @@ impl Region {
     /// Targets serving in a group now.
     pub fn serving(&self, tg: &TargetGroupArn) -> usize {
         self.with(|s| {
-            Ok(s.by_arn
-                .get(tg)
-                .and_then(|&i| s.groups.get(i))
-                .map_or(0, |g| {
-                    g.targets
-                        .values()
-                        .filter(|t| t.state == HealthState::Healthy)
-                        .count()
-                }))
+            Ok(s.group(tg, "").map_or(0, |g| {
+                g.targets
+                    .values()
+                    .filter(|t| t.state == HealthState::Healthy)
+                    .count()
+            }))
         })
         .unwrap_or(0)
     }
@@ -724,14 +745,7 @@ impl TargetGroupCatalog for Region {
 impl TargetHealthSource for Region {
     async fn describe_target_health(&self, tg: &TargetGroupArn) -> PortResult<Vec<TargetHealth>> {
         self.with(|s| {
-            let g = s
-                .by_arn
-                .get(tg)
-                .and_then(|&i| s.groups.get(i))
-                .ok_or_else(|| PortError::TargetNotFound {
-                    target_group: tg.to_string(),
-                    target: String::new(),
-                })?;
+            let g = s.group(tg, "")?;
             // ALB's anomaly detection compares each target with the rest of its group: a target
             // that answers slowly while most do not is anomalous (a uniform slowdown is not).
             let slow: BTreeSet<&InstanceId> = if g.lb == Lb::Alb {
@@ -769,24 +783,8 @@ impl TargetRegistry for Region {
     async fn register(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
         self.with(|s| {
             s.call("register", i);
-            let g = s
-                .by_arn
-                .get(tg)
-                .copied()
-                .and_then(|i| s.groups.get_mut(i))
-                .ok_or_else(|| PortError::TargetNotFound {
-                    target_group: tg.to_string(),
-                    target: i.to_string(),
-                })?;
-            g.targets.insert(
-                i.clone(),
-                Target {
-                    state: HealthState::Initial,
-                    reason: Some(ReasonCode::InitialHealthChecking),
-                    ok: 0,
-                    fail: 0,
-                },
-            );
+            let g = s.group_mut(tg, i.as_str())?;
+            g.targets.insert(i.clone(), Target::initial());
             Ok(())
         })
     }
@@ -795,15 +793,7 @@ impl TargetRegistry for Region {
             s.call("deregister", i);
             let delay = s.timings.deregistration_delay_s;
             let t = s.t;
-            let g = s
-                .by_arn
-                .get(tg)
-                .copied()
-                .and_then(|i| s.groups.get_mut(i))
-                .ok_or_else(|| PortError::TargetNotFound {
-                    target_group: tg.to_string(),
-                    target: i.to_string(),
-                })?;
+            let g = s.group_mut(tg, i.as_str())?;
             if let Some(target) = g.targets.get_mut(i) {
                 target.state = if target.state == HealthState::Unhealthy {
                     HealthState::UnhealthyDraining

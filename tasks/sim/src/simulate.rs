@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use autoheal_asl::{Event, RunOptions, Runner, StateMachine, Status};
 use autoheal_core::ports::FleetControl;
-use autoheal_core::{GlobalPolicy, IncidentRecord, IncidentStatus};
+use autoheal_core::{GlobalPolicy, IncidentRecord};
 use autoheal_handlers::{Config, InProcess};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -358,7 +358,7 @@ async fn run(
                     // The trigger's own naming: group and minute.
                     let name = autoheal_handlers::trigger::execution_name(
                         &arns[g],
-                        autoheal_core::Timestamp(region.epoch() + i64::try_from(t).unwrap_or(0)),
+                        region_time(&region, t),
                     );
                     if running.contains_key(&g) || !started.insert(name.clone()) {
                         dedup += 1;
@@ -366,7 +366,7 @@ async fn run(
                     }
                     let input = json!({
                         "scope": {"target_group_arn": arns[g]},
-                        "trigger": {"source": source, "at": region_time(&region, t)},
+                        "trigger": {"source": source, "at": region_time(&region, t).to_rfc3339()},
                         "policy": policy_json,
                     });
                     let handle = tokio::task::spawn_local(execute(
@@ -406,8 +406,9 @@ async fn run(
     ))
 }
 
-fn region_time(region: &Region, t: u64) -> String {
-    autoheal_core::Timestamp(region.epoch() + i64::try_from(t).unwrap_or(0)).to_rfc3339()
+/// Scenario second `t` as the region's wall-clock time.
+fn region_time(region: &Region, t: u64) -> autoheal_core::Timestamp {
+    autoheal_core::Timestamp(region.epoch()).plus_secs(t)
 }
 
 struct Launch {
@@ -432,7 +433,7 @@ async fn execute(
         RunOptions {
             execution_name: l.name.clone(),
             state_machine_name: "autoheal".into(),
-            start_time_ms: (region.epoch() + i64::try_from(l.at_s).unwrap_or(0)) * 1000,
+            start_time_ms: region_time(&region, l.at_s).secs() * 1000,
             history_payloads: opts.keep_histories,
             ..RunOptions::default()
         },
@@ -635,7 +636,7 @@ fn score(
                     class: decided,
                     action,
                     restored_at_s: restored,
-                    outcome: status_str(rec.status).to_owned(),
+                    outcome: rec.status.as_str().to_owned(),
                     time_to_restore_s: ttr,
                     incident_id: Some(rec.incident.id.to_string()),
                     execution: rec
@@ -887,18 +888,6 @@ fn score(
         timeline: r.timeline,
         records,
         ended_at_s: r.ended_at_s,
-    }
-}
-
-fn status_str(s: IncidentStatus) -> &'static str {
-    match s {
-        IncidentStatus::Open => "open",
-        IncidentStatus::Healed => "healed",
-        IncidentStatus::Held => "held",
-        IncidentStatus::Escalated => "escalated",
-        IncidentStatus::Observed => "observed",
-        IncidentStatus::NoAction => "no_action",
-        IncidentStatus::Failed => "failed",
     }
 }
 
