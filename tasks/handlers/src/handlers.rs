@@ -17,12 +17,12 @@ use autoheal_core::ports::{
 };
 use autoheal_core::{
     Action, AsgName, Decision, Diagnosis, GlobalPolicy, IncidentId, InstanceId, RuleSet,
-    ServiceName, TargetGroupArn,
+    ServiceName, TargetGroupArn, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Config, TaskError, World, input, output, pause};
+use crate::{Config, TaskError, World, input, output, pause, stamped};
 
 /// One target to heal, as Detect hands it to the Map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,7 +316,7 @@ pub async fn diagnose(w: &impl World, cfg: &Config, v: Value) -> Result<Value, T
         diagnostics_error,
     };
     let rules = RuleSet::builtin().map_err(|e| TaskError::invalid_input(e.to_string()))?;
-    output(&rules.diagnose(&obs))
+    Ok(stamped(output(&rules.diagnose(&obs))?, w.now()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,7 +386,7 @@ pub async fn decide(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
         policy: &policy,
         now,
     });
-    output(&decision)
+    Ok(stamped(output(&decision)?, now))
 }
 
 /// Drain: take the target out of the load balancer so no request is lost. A target the load
@@ -401,13 +401,19 @@ pub async fn drain(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Task
         .into_iter()
         .find(|t| t.instance == i.target.instance);
     let Some(now) = now else {
-        return Ok(json!({"deregistered": false, "wait_s": 0, "detail": "not registered"}));
+        return Ok(stamped(
+            json!({"deregistered": false, "wait_s": 0, "detail": "not registered"}),
+            w.now(),
+        ));
     };
     if matches!(
         now.state,
         HealthState::Draining | HealthState::UnhealthyDraining
     ) {
-        return Ok(json!({"deregistered": true, "wait_s": 0, "detail": "already draining"}));
+        return Ok(stamped(
+            json!({"deregistered": true, "wait_s": 0, "detail": "already draining"}),
+            w.now(),
+        ));
     }
     w.deregister(&i.target_group.arn, &i.target.instance, i.target.port)
         .await?;
@@ -416,9 +422,10 @@ pub async fn drain(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Task
     } else {
         0
     };
-    Ok(
+    Ok(stamped(
         json!({"deregistered": true, "wait_s": wait_s, "detail": format!("was {}", now.state.as_str())}),
-    )
+        w.now(),
+    ))
 }
 
 async fn restart_like(
@@ -457,9 +464,10 @@ async fn restart_like(
             r.stderr.chars().take(300).collect::<String>()
         )));
     }
-    Ok(
+    Ok(stamped(
         json!({"command_id": r.command_id, "services": names, "cleanup": cleanup, "wait_s": cfg.restart_settle_s}),
-    )
+        w.now(),
+    ))
 }
 
 /// Restart the configured services through `ssm/restart_services.yml`.
@@ -476,7 +484,10 @@ pub async fn cleanup(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Ta
 pub async fn reboot(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
     let i: TargetIn = input("reboot", v)?;
     w.reboot(&i.target.instance).await?;
-    Ok(json!({"rebooted": true, "wait_s": cfg.reboot_settle_s}))
+    Ok(stamped(
+        json!({"rebooted": true, "wait_s": cfg.reboot_settle_s}),
+        w.now(),
+    ))
 }
 
 /// Replace through the Auto Scaling group: terminate without decrementing, so the group
@@ -490,9 +501,10 @@ pub async fn replace(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Ta
         )));
     }
     let activity = w.terminate_in_group(&i.target.instance, false).await?;
-    Ok(
+    Ok(stamped(
         json!({"terminated": i.target.instance, "activity_id": activity, "wait_s": cfg.replace_settle_s}),
-    )
+        w.now(),
+    ))
 }
 
 /// Quarantine: keep the drained target out and, in a group, in Standby, so the group replaces
@@ -502,7 +514,10 @@ pub async fn quarantine(w: &impl World, _cfg: &Config, v: Value) -> Result<Value
     if let Some(asg) = &i.target.asg {
         w.enter_standby(asg, &i.target.instance, false).await?;
     }
-    Ok(json!({"quarantined": true, "standby": i.target.asg.is_some()}))
+    Ok(stamped(
+        json!({"quarantined": true, "standby": i.target.asg.is_some()}),
+        w.now(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -550,13 +565,16 @@ pub async fn verify(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
     } else {
         (cfg.verify_attempts, cfg.verify_interval_s)
     };
-    Ok(json!({
-        "healthy": healthy,
-        "attempt": i.attempt + 1,
-        "max_attempts": attempts.clamp(1, MAX_VERIFY_ATTEMPTS),
-        "retry_after_s": interval,
-        "detail": detail,
-    }))
+    Ok(stamped(
+        json!({
+            "healthy": healthy,
+            "attempt": i.attempt + 1,
+            "max_attempts": attempts.clamp(1, MAX_VERIFY_ATTEMPTS),
+            "retry_after_s": interval,
+            "detail": detail,
+        }),
+        w.now(),
+    ))
 }
 
 /// Restore: register the verified target again (and leave Standby).
@@ -564,7 +582,7 @@ pub async fn restore(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, T
     let i: TargetIn = input("restore", v)?;
     w.register(&i.target_group.arn, &i.target.instance, i.target.port)
         .await?;
-    Ok(json!({"registered": true}))
+    Ok(stamped(json!({"registered": true}), w.now()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -604,6 +622,163 @@ fn caught_error(state: &Value) -> Option<String> {
         })
 }
 
+/// The stored record of the carried incident, or a new open one.
+async fn open_record(
+    w: &impl World,
+    c: &Carried,
+    now: Timestamp,
+) -> Result<IncidentRecord, TaskError> {
+    Ok(match w.get_incident(&c.incident_id).await? {
+        Some(r) => IncidentRecord {
+            updated_at: now,
+            ..r
+        },
+        None => IncidentRecord {
+            incident: Incident {
+                id: c.incident_id.clone(),
+                target_group: c.target_group.arn.clone(),
+                instance: c.target.instance.clone(),
+                asg: c.target.asg.clone(),
+                detected_at: c.target.detected_at.unwrap_or(now),
+                tags: BTreeMap::new(),
+                launched_at: None,
+            },
+            status: IncidentStatus::Open,
+            diagnosis: c.diagnosis.clone(),
+            decision: c.decision.clone(),
+            steps: Vec::new(),
+            failure: None,
+            execution_arn: c.execution_arn.clone(),
+            updated_at: now,
+        },
+    })
+}
+
+/// Adds the steps not yet there (a diagnosis carried through an escalation is one step).
+fn merge_steps(steps: &mut Vec<Step>, new: Vec<Step>) {
+    for st in new {
+        if !steps.iter().any(|x| x.name == st.name && x.at == st.at) {
+            steps.push(st);
+        }
+    }
+}
+
+/// The steps an execution carried for one attempt, in the order they ran, from the stamped
+/// results (`at`): diagnose, decide, approval, drain, the heal, verify, restore.
+fn carried_steps(state: &Value, action: Action, now: Timestamp) -> Vec<Step> {
+    let at = |v: &Value| {
+        v.get("at")
+            .and_then(Value::as_str)
+            .and_then(|t| Timestamp::from_rfc3339(t))
+    };
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut steps = Vec::new();
+    let push = |steps: &mut Vec<Step>, name: &str, v: &Value, detail: String| {
+        if let Some(at) = at(v) {
+            steps.push(Step {
+                name: name.to_owned(),
+                at,
+                detail,
+            });
+        }
+    };
+    if let Some(d) = state.get("diagnosis") {
+        let class = text(d, "class").unwrap_or_default();
+        let conf = d.get("confidence").and_then(Value::as_f64).unwrap_or(0.0);
+        push(
+            &mut steps,
+            "diagnose",
+            d,
+            format!("{class} ({:.0} %)", conf * 100.0),
+        );
+    }
+    if let Some(d) = state.get("decision") {
+        push(
+            &mut steps,
+            "decide",
+            d,
+            text(d, "action").unwrap_or_default(),
+        );
+    }
+    if let Some(a) = state.get("approval") {
+        // The approval's answer carries no time of its own: it came just before what followed.
+        steps.push(Step {
+            name: "approval".to_owned(),
+            at: ["drain", "heal"]
+                .iter()
+                .find_map(|k| state.get(*k).and_then(at))
+                .unwrap_or(now),
+            detail: approval_detail(a),
+        });
+    }
+    if let Some(d) = state.get("drain") {
+        push(
+            &mut steps,
+            "drain",
+            d,
+            text(d, "detail").unwrap_or_else(|| "deregistered".to_owned()),
+        );
+    }
+    if let Some(h) = state.get("heal") {
+        let detail = match (text(h, "terminated"), h.get("services")) {
+            (Some(i), _) => format!("terminated {i}; the group launches a replacement"),
+            (None, Some(s)) => format!(
+                "{}{}",
+                if h.get("cleanup").and_then(Value::as_bool) == Some(true) {
+                    "freed disk space, restarted "
+                } else {
+                    "restarted "
+                },
+                s.as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            (None, None) if h.get("rebooted").is_some() => "rebooted".to_owned(),
+            (None, None) if h.get("quarantined").is_some() => "quarantined".to_owned(),
+            _ => "done".to_owned(),
+        };
+        push(&mut steps, action.as_str(), h, detail);
+    }
+    if let Some(v) = state.get("verify") {
+        let healthy = v.get("healthy").and_then(Value::as_bool) == Some(true);
+        let checks = v.get("attempt").and_then(Value::as_u64).unwrap_or(0);
+        push(
+            &mut steps,
+            "verify",
+            v,
+            format!(
+                "{} after {checks} check(s): {}",
+                if healthy { "healthy" } else { "not healthy" },
+                text(v, "detail").unwrap_or_default()
+            ),
+        );
+    }
+    if let Some(r) = state.get("restore") {
+        push(
+            &mut steps,
+            "restore",
+            r,
+            "registered with the target group".to_owned(),
+        );
+    }
+    steps
+}
+
+/// What the approval step answered, in words: `approved by …`, `denied: …`, or the timeout.
+fn approval_detail(a: &Value) -> String {
+    let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
+    match a.get("approved").and_then(Value::as_bool) {
+        Some(true) if !text("by").is_empty() => format!("approved by {}", text("by")),
+        Some(true) => "approved".to_owned(),
+        _ if !text("reason").is_empty() => format!("not approved: {}", text("reason")),
+        _ => "not approved".to_owned(),
+    }
+}
+
 /// Record: write the incident (and the heal's outcome into the instance's history, which the
 /// next decision's escalation ladder reads).
 pub async fn record(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
@@ -632,6 +807,11 @@ pub async fn record(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
                 incident: Some(c.incident_id.clone()),
             })
             .await?;
+            // The attempt's steps stay with the incident (the next rung overwrites them in the
+            // execution's state), open until the final record.
+            let mut record = open_record(w, &c, now).await?;
+            merge_steps(&mut record.steps, carried_steps(&i.incident, action, now));
+            w.put_incident(&record).await?;
             return Ok(json!({"recorded": true, "action": action}));
         }
         "record_failure" => IncidentStatus::Failed,
@@ -667,10 +847,11 @@ pub async fn record(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
         .or(c.target.detected_at)
         .unwrap_or(now);
     let mut steps = existing.map(|r| r.steps).unwrap_or_default();
+    merge_steps(&mut steps, carried_steps(&i.incident, action, now));
     steps.push(Step {
         name: i.operation.clone(),
         at: now,
-        detail: format!("{status:?}").to_lowercase(),
+        detail: status.as_str().to_owned(),
     });
     let record = IncidentRecord {
         incident: Incident {

@@ -220,3 +220,12 @@ fn output<T: serde::Serialize>(v: &T) -> Result<Value, TaskError> {
     serde_json::to_value(v)
         .map_err(|e| TaskError::invalid_input(format!("cannot serialise the result: {e}")))
 }
+
+/// A step's result with `at`, the time the step ended (RFC 3339): `record` turns the stamped
+/// results the execution carries into the incident's steps.
+fn stamped(mut v: Value, now: autoheal_core::Timestamp) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("at".to_owned(), Value::String(now.to_rfc3339()));
+    }
+    v
+}

@@ -204,6 +204,45 @@ pub struct Scenario {
     pub policy: serde_json::Value,
     #[serde(default)]
     pub faults: Vec<FaultEvent>,
+    /// The on-call person who answers approval requests (absent: nobody answers, so a request
+    /// times out and the policy's default, hold, applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
+}
+
+/// What the simulated operator answers to an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAnswer {
+    /// SendTaskSuccess `{"approved": true}`.
+    Approve,
+    /// SendTaskFailure `ApprovalDenied` with the reason.
+    Deny,
+    /// No answer: the task times out.
+    Ignore,
+}
+
+fn default_after_s() -> u64 {
+    300
+}
+
+fn default_deny_reason() -> String {
+    "denied by the on-call operator".to_owned()
+}
+
+/// The on-call person of a scenario. They read the task token from the approval notification
+/// (as a person reads it in Slack) and answer with it `after_s` later, as `autoheal approve` /
+/// `autoheal deny` do on AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    pub answer: OperatorAnswer,
+    /// Seconds from the approval request to the answer.
+    #[serde(default = "default_after_s")]
+    pub after_s: u64,
+    /// The reason given with a denial.
+    #[serde(default = "default_deny_reason")]
+    pub reason: String,
 }
 
 /// The built-in scenarios, `docs/examples/*.json`, by file name.
@@ -249,6 +288,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../docs/examples/hardware-failure.json"),
     ),
     (
+        "approval-replace.json",
+        include_str!("../../../docs/examples/approval-replace.json"),
+    ),
+    (
         "overload.json",
         include_str!("../../../docs/examples/overload.json"),
     ),
@@ -290,7 +333,10 @@ fn fix_for(path: &str, message: &str) -> String {
         ),
         "lb" => "use \"alb\" or \"nlb\"".into(),
         "protocol" => "use \"HTTP\", \"HTTPS\" or \"TCP\"".into(),
-        "at_s" | "duration_s" | "recurs_every_s" => "use a whole number of seconds ≥ 0".into(),
+        "at_s" | "duration_s" | "recurs_every_s" | "after_s" => {
+            "use a whole number of seconds ≥ 0".into()
+        }
+        "answer" => "use \"approve\", \"deny\" or \"ignore\"".into(),
         "instance" | "instances" => "use a whole number ≥ 0".into(),
         "services" => "list systemd unit names, e.g. [\"app.service\"]".into(),
         _ if message.contains("unknown field") => {

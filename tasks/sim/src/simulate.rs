@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::region::{Call, FaultHit, Region};
-use crate::scenario::{FaultKind, Scenario};
+use crate::scenario::{FaultKind, Operator, OperatorAnswer, Scenario};
 
 /// Which policy heals the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -381,6 +381,7 @@ async fn run(
                             at_s: t,
                             input,
                         },
+                        s.operator.clone(),
                     ));
                     running.insert(g, handle);
                 }
@@ -419,12 +420,58 @@ struct Launch {
     input: Value,
 }
 
+/// How often the simulated operator looks at their notifications.
+const OPERATOR_POLL: Duration = Duration::from_secs(5);
+
+/// The simulated operator: for each task waiting for a callback whose token an approval
+/// notification carried, answer `op.after_s` after first seeing it (SendTaskSuccess with
+/// `{"approved": true}`, or SendTaskFailure `ApprovalDenied`). `seen` keeps when each token was
+/// first seen. The token comes from the notification, as a person reads it in Slack.
+fn answer_approvals(
+    region: &Region,
+    tokens: &autoheal_asl::TaskTokens,
+    op: &Operator,
+    seen: &mut BTreeMap<String, tokio::time::Instant>,
+) {
+    let waiting = tokens.waiting();
+    if waiting.is_empty() {
+        return;
+    }
+    let notified: BTreeSet<String> = region
+        .store
+        .notifications()
+        .into_iter()
+        .filter_map(|n| n.approval_token)
+        .collect();
+    let now = tokio::time::Instant::now();
+    for w in waiting {
+        if !notified.contains(&w.token) {
+            continue;
+        }
+        let first = *seen.entry(w.token.clone()).or_insert(now);
+        if now.duration_since(first) < Duration::from_secs(op.after_s) {
+            continue;
+        }
+        // A token that stopped waiting in between (timed out) is the operator's late answer:
+        // Step Functions answers it with TaskTimedOut, and nothing changes.
+        let _ = match op.answer {
+            OperatorAnswer::Approve => tokens.succeed(
+                &w.token,
+                json!({"approved": true, "by": "operator", "reason": "approved by the on-call operator"}),
+            ),
+            OperatorAnswer::Deny => tokens.fail(&w.token, "ApprovalDenied", &op.reason),
+            OperatorAnswer::Ignore => Ok(()),
+        };
+    }
+}
+
 async fn execute(
     region: Rc<Region>,
     sm: Rc<StateMachine>,
     shared: Rc<RefCell<Shared>>,
     opts: SimOptions,
     l: Launch,
+    operator: Option<Operator>,
 ) {
     let resources = InProcess::new(&*region, opts.config.clone());
     let runner = Runner::new(
@@ -438,7 +485,23 @@ async fn execute(
             ..RunOptions::default()
         },
     );
-    let e = runner.run(l.input).await;
+    let e = match operator {
+        None => runner.run(l.input).await,
+        Some(op) => {
+            let tokens = runner.tokens();
+            let run = runner.run(l.input);
+            tokio::pin!(run);
+            let mut answered: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+            loop {
+                tokio::select! {
+                    e = &mut run => break e,
+                    () = tokio::time::sleep(OPERATOR_POLL) => {
+                        answer_approvals(&region, &tokens, &op, &mut answered);
+                    }
+                }
+            }
+        }
+    };
     let output = e.output.clone().unwrap_or(Value::Null);
     let incidents = output
         .get("incidents")
