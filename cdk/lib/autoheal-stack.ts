@@ -24,7 +24,14 @@ export class AutoHealStack extends Stack {
     new CfnOutput(this, 'PoliciesTableName', { value: a.policiesTable.tableName });
     new CfnOutput(this, 'TopicKeyArn', { value: a.topicKey.keyArn });
     new CfnOutput(this, 'ApproverPolicyArn', { value: a.approverPolicy.managedPolicyArn });
+    new CfnOutput(this, 'OperatorPolicyArn', { value: a.operatorPolicy.managedPolicyArn });
     if (a.workerPolicy) new CfnOutput(this, 'WorkerPolicyArn', { value: a.workerPolicy.managedPolicyArn });
+    if (a.activityArnList) {
+      new CfnOutput(this, 'ActivityArns', {
+        description: 'autoheal worker --activity: one name=arn per task, comma-separated',
+        value: a.activityArnList,
+      });
+    }
     new CfnOutput(this, 'DashboardName', { value: a.dashboard.dashboardName });
   }
 }

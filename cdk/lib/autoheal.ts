@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'fs';
 import * as path from 'path';
-import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -34,6 +34,8 @@ import {
   TaskResources,
   UNSCOPABLE_ACTIONS,
   conditionedWildcardAcknowledgments,
+  parameterArn,
+  secretReferenceParameterName,
   unscopedStatement,
 } from './tasks';
 
@@ -42,6 +44,9 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const DEFAULT_DEFINITION_FILE = path.join(REPO_ROOT, 'statemachine', 'autoheal.asl.json');
 export const DEFAULT_LAMBDA_CODE_DIR = path.join(REPO_ROOT, 'target', 'lambda');
 export const DEFAULT_SSM_DIR = path.join(REPO_ROOT, 'ssm');
+
+/** Activities are named `autoheal-<task>` (e.g. `autoheal-detect`), so one stack per account and region. */
+export const ACTIVITY_PREFIX = 'autoheal-';
 
 /** Alarms this stack creates on target groups are named `autoheal-<tg-name>-UnHealthyHostCount`. */
 export const ALARM_PREFIX = 'autoheal-';
@@ -75,6 +80,14 @@ export interface AutoHealNotifications {
   readonly slackWebhookSecretName?: string;
   /** Secrets Manager secret holding the Teams incoming-webhook URL (only its name reaches the Lambda). */
   readonly teamsWebhookSecretName?: string;
+  /**
+   * Instead of a secret: an SSM SecureString parameter holding the Slack webhook URL (only its name
+   * reaches the Lambda). Encrypt it with the AWS-managed key `alias/aws/ssm`, or grant notify's role
+   * kms:Decrypt on your own key.
+   */
+  readonly slackWebhookParameterName?: string;
+  /** Instead of a secret: an SSM SecureString parameter holding the Teams webhook URL. */
+  readonly teamsWebhookParameterName?: string;
 }
 
 export interface AutoHealProps {
@@ -133,6 +146,9 @@ export interface ParsedTargetGroup {
   readonly name: string;
 }
 
+/** A Parameter Store name: letters, digits, `_.-/`; a hierarchical name starts with `/`. */
+const PARAMETER_NAME = /^(\/[A-Za-z0-9_.-]+)+$|^[A-Za-z0-9_.-]+$/;
+
 export function parseTargetGroupArn(arn: string): ParsedTargetGroup {
   const m = TARGET_GROUP_ARN.exec(arn);
   if (!m) {
@@ -177,6 +193,13 @@ export class AutoHeal extends Construct {
   public readonly approverPolicy: iam.ManagedPolicy;
   /** Activity mode: attach to the role that runs `autoheal worker --activity`. */
   public readonly workerPolicy?: iam.ManagedPolicy;
+  /**
+   * Activity mode: `detect=<arn>,lease=<arn>,…` in task order, as `autoheal worker --activity`
+   * takes them (one `--activity` per entry).
+   */
+  public readonly activityArnList?: string;
+  /** Attach to people or roles that run the `autoheal` CLI against this stack. */
+  public readonly operatorPolicy: iam.ManagedPolicy;
 
   private readonly architecture: lambda.Architecture;
   private readonly logRetention: logs.RetentionDays;
@@ -285,19 +308,59 @@ export class AutoHeal extends Construct {
     for (const email of emails) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     }
+    // Webhook URLs: a Secrets Manager secret, which notify reads with GetParameter on Parameter
+    // Store's reference `/aws/reference/secretsmanager/<name>` (so it needs GetSecretValue too), or
+    // an SSM SecureString parameter.
     const secrets: secretsmanager.ISecret[] = [];
     const secretEnv: Record<string, string> = {};
-    const slackName = props.notifications?.slackWebhookSecretName;
-    if (slackName) {
-      const s = secretsmanager.Secret.fromSecretNameV2(this, 'SlackWebhook', slackName);
-      secrets.push(s);
-      secretEnv.AUTOHEAL_SLACK_WEBHOOK_SECRET = s.secretName;
-    }
-    const teamsName = props.notifications?.teamsWebhookSecretName;
-    if (teamsName) {
-      const s = secretsmanager.Secret.fromSecretNameV2(this, 'TeamsWebhook', teamsName);
-      secrets.push(s);
-      secretEnv.AUTOHEAL_TEAMS_WEBHOOK_SECRET = s.secretName;
+    const webhookParameterArns: string[] = [];
+    const webhooks = [
+      {
+        channel: 'slack',
+        id: 'SlackWebhook',
+        secretName: props.notifications?.slackWebhookSecretName,
+        parameterName: props.notifications?.slackWebhookParameterName,
+        secretEnv: 'AUTOHEAL_SLACK_WEBHOOK_SECRET',
+        parameterEnv: 'AUTOHEAL_SLACK_WEBHOOK_PARAMETER',
+      },
+      {
+        channel: 'teams',
+        id: 'TeamsWebhook',
+        secretName: props.notifications?.teamsWebhookSecretName,
+        parameterName: props.notifications?.teamsWebhookParameterName,
+        secretEnv: 'AUTOHEAL_TEAMS_WEBHOOK_SECRET',
+        parameterEnv: 'AUTOHEAL_TEAMS_WEBHOOK_PARAMETER',
+      },
+    ];
+    for (const w of webhooks) {
+      if (w.secretName && w.parameterName) {
+        throw new Error(
+          `AutoHeal: notifications: give ${w.channel}WebhookSecretName or ${w.channel}WebhookParameterName, not both`,
+        );
+      }
+      if (w.secretName) {
+        const s = secretsmanager.Secret.fromSecretNameV2(this, w.id, w.secretName);
+        secrets.push(s);
+        secretEnv[w.secretEnv] = s.secretName;
+        webhookParameterArns.push(parameterArn(this, secretReferenceParameterName(w.secretName)));
+      }
+      if (w.parameterName) {
+        const name = w.parameterName;
+        if (!PARAMETER_NAME.test(name) || name.length > 1011) {
+          throw new Error(
+            `AutoHeal: notifications.${w.channel}WebhookParameterName: "${name}" is not an SSM parameter name ` +
+              '(letters, digits and _.-, with / between levels of a name that starts with /)',
+          );
+        }
+        if (name.startsWith('/aws/reference/')) {
+          throw new Error(
+            `AutoHeal: notifications.${w.channel}WebhookParameterName: for a Secrets Manager secret give ` +
+              `${w.channel}WebhookSecretName (the secret's name) instead`,
+          );
+        }
+        secretEnv[w.parameterEnv] = name;
+        webhookParameterArns.push(parameterArn(this, name));
+      }
     }
 
     // ---- tables ------------------------------------------------------------------------------
@@ -359,6 +422,7 @@ export class AutoHeal extends Construct {
       documentArns: documentArns as TaskResources['documentArns'],
       targetGroups,
       secrets,
+      webhookParameterArns,
     };
 
     // ---- tasks -------------------------------------------------------------------------------
@@ -386,7 +450,9 @@ export class AutoHeal extends Construct {
         this.functions[task.name] = fn;
         this.substitutions[task.placeholder] = fn.functionArn;
       } else {
-        const activity = new sfn.Activity(this, `${task.id}Activity`);
+        // Grants go to a principal; a worker's permissions are statements in WorkerPolicy.
+        if (task.grants) throw new Error(`autoheal: task ${task.name} has grants and cannot run as an activity`);
+        const activity = new sfn.Activity(this, `${task.id}Activity`, { activityName: `${ACTIVITY_PREFIX}${task.name}` });
         this.activities[task.name] = activity;
         this.substitutions[task.placeholder] = activity.activityArn;
         taskStatements.push(...task.statements(this, resources));
@@ -433,13 +499,53 @@ export class AutoHeal extends Construct {
       statements: [this.taskResponseStatement([this.stateMachine.stateMachineArn])],
     });
 
+    // Operators: approvals, starting and redriving executions, reading them and the incidents.
+    const executionArns = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${this.stateMachine.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.operatorPolicy = new iam.ManagedPolicy(this, 'OperatorPolicy', {
+      description: 'autoheal: run the autoheal CLI against this stack (approve, start, redrive, inspect, read incidents)',
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['states:StartExecution', 'states:SendTaskSuccess', 'states:SendTaskFailure'],
+          resources: [this.stateMachine.stateMachineArn],
+        }),
+        new iam.PolicyStatement({
+          actions: ['states:RedriveExecution', 'states:DescribeExecution', 'states:GetExecutionHistory'],
+          resources: [executionArns],
+        }),
+        new iam.PolicyStatement({
+          actions: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:Scan'],
+          resources: [this.incidentsTable.tableArn, `${this.incidentsTable.tableArn}/index/${INCIDENTS_INDEX}`],
+        }),
+      ],
+    });
+    const machineLogicalId = Stack.of(this).getLogicalId(this.stateMachine.node.defaultChild as CfnElement);
+    Validations.of(this.operatorPolicy).acknowledge({
+      id:
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:' +
+        `execution:<${machineLogicalId}.Name>:*]`,
+      reason:
+        'IAM5: executions are created at run time, so their ARN ends in a wildcard; it is narrowed to this ' +
+        'state machine (execution:<its name>:*) for states:RedriveExecution, DescribeExecution and GetExecutionHistory',
+    });
+
     if (taskMode === 'activity') {
       const activityArns = Object.values(this.activities).map((a) => a.activityArn);
+      this.activityArnList = TASKS.filter((t) => this.activities[t.name])
+        .map((t) => `${t.name}=${this.activities[t.name].activityArn}`)
+        .join(',');
       this.workerPolicy = new iam.ManagedPolicy(this, 'WorkerPolicy', {
         description: 'autoheal: run the tasks of this state machine with `autoheal worker --activity`',
         statements: [
-          new iam.PolicyStatement({ actions: ['states:GetActivityTask'], resources: activityArns }),
-          this.taskResponseStatement([this.stateMachine.stateMachineArn, ...activityArns]),
+          // Activity tokens only: a worker cannot answer the approval requests of the state machine.
+          new iam.PolicyStatement({
+            actions: ['states:GetActivityTask', 'states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+            resources: activityArns,
+          }),
           unscopedStatement([...workerUnscoped].sort()),
           ...taskStatements,
         ],

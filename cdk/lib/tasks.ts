@@ -79,6 +79,11 @@ export interface TaskResources {
   readonly documentArns: { diagnostics: string; restartServices: string; verifyHealth: string };
   readonly targetGroups: TargetGroupScope;
   readonly secrets: secretsmanager.ISecret[];
+  /**
+   * The SSM parameters notify reads a webhook URL from with `GetParameter` (WithDecryption):
+   * `/aws/reference/secretsmanager/<secret name>` for each secret, and each SecureString parameter.
+   */
+  readonly webhookParameterArns: string[];
 }
 
 export interface TaskSpec {
@@ -115,6 +120,13 @@ export const asgArn = (scope: Construct): string =>
     resourceName: '*:autoScalingGroupName/*',
     arnFormat: ArnFormat.COLON_RESOURCE_NAME,
   });
+
+/** Parameter Store's name for a Secrets Manager secret: GetParameter on it returns the secret's value. */
+export const secretReferenceParameterName = (secretName: string): string => `/aws/reference/secretsmanager/${secretName}`;
+
+/** `arn:<partition>:ssm:<region>:<account>:parameter/<name without its leading slash>` */
+export const parameterArn = (scope: Construct, name: string): string =>
+  Stack.of(scope).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, '') });
 
 export const anyTargetGroupArn = (scope: Construct): string =>
   Stack.of(scope).formatArn({ service: 'elasticloadbalancing', resource: 'targetgroup', resourceName: '*/*' });
@@ -396,7 +408,13 @@ export const TASKS: TaskSpec[] = [
       new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [r.topic.topicArn] }),
       // Publishing to a KMS-encrypted topic (no GenerateDataKey* wildcard).
       new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [r.topicKey.keyArn] }),
+      // Webhook URLs: exactly the configured parameters (no kms:Decrypt: SecureString parameters
+      // under the AWS-managed key alias/aws/ssm are decrypted through SSM by its key policy).
+      ...(r.webhookParameterArns.length > 0
+        ? [new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: r.webhookParameterArns })]
+        : []),
     ],
+    // GetParameter on /aws/reference/secretsmanager/<name> also needs GetSecretValue on the secret.
     grants: (g, r) => {
       for (const s of r.secrets) s.grantRead(g);
     },

@@ -41,6 +41,20 @@ describe('context flags', () => {
     expect(s.props.schedule!.toMinutes()).toBe(10);
   });
 
+  test('slackParameter and teamsParameter name SecureString parameters', () => {
+    const s = settings({ targetGroupArns: TG, slackParameter: '/autoheal/slack', teamsParameter: '/autoheal/teams' });
+    expect(s.props.notifications).toMatchObject({ slackWebhookParameterName: '/autoheal/slack', teamsWebhookParameterName: '/autoheal/teams' });
+    expect(settings({ targetGroupArns: TG }).props.notifications).toMatchObject({
+      slackWebhookParameterName: undefined,
+      teamsWebhookParameterName: undefined,
+    });
+  });
+
+  test('taskMode defaults to lambda in the construct (unset here)', () => {
+    expect(settings({ targetGroupArns: TG }).props.taskMode).toBeUndefined();
+    expect(settings({ targetGroupArns: TG, taskMode: 'lambda' }).props.taskMode).toBe('lambda');
+  });
+
   test('cdk.json JSON values (lists, objects, booleans) are accepted too', () => {
     const s = settings({ targetGroupArns: [TG], loadBalancerFullNames: { [TG]: 'app/web/0011223344556677' }, dryRun: false, policy: { dry_run: true } });
     expect(s.props).toMatchObject({ targetGroupArns: [TG], dryRun: false, policy: { dry_run: true } });

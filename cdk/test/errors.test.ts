@@ -85,4 +85,22 @@ describe('helpers', () => {
     expect(effectivePolicy({ policy: { dry_run: true }, dryRun: false })).toEqual({ dry_run: false });
     expect(effectivePolicy({ policy: { cooldown_s: 60 } })).toEqual({ cooldown_s: 60 });
   });
+
+  test('a webhook given both as a secret and as a parameter is refused', () => {
+    expect(() =>
+      synth(baseProps({ notifications: { slackWebhookSecretName: 'autoheal/slack', slackWebhookParameterName: '/autoheal/slack' } })),
+    ).toThrow(/slackWebhookSecretName or slackWebhookParameterName, not both/);
+  });
+
+  test.each(['autoheal/teams', '/autoheal//teams', '/autoheal/te ams', '/'])('the parameter name %j is refused', (name) => {
+    expect(() => synth(baseProps({ notifications: { teamsWebhookParameterName: name } }))).toThrow(
+      /teamsWebhookParameterName: ".*" is not an SSM parameter name/,
+    );
+  });
+
+  test('a Secrets Manager reference given as a parameter points at the secret prop', () => {
+    expect(() =>
+      synth(baseProps({ notifications: { slackWebhookParameterName: '/aws/reference/secretsmanager/autoheal/slack' } })),
+    ).toThrow(/give slackWebhookSecretName \(the secret's name\) instead/);
+  });
 });

@@ -101,3 +101,41 @@ export function functionId(template: Template, name: string): string {
   });
   return Object.keys(fns)[0];
 }
+
+/** `arn:<partition>:states:<region>:<account>:execution:<machine name>:*`, as CDK writes it. */
+export function executionsOf(machineId: string): Json {
+  return {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':states:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        ':execution:',
+        { 'Fn::GetAtt': [machineId, 'Name'] },
+        ':*',
+      ],
+    ],
+  };
+}
+
+/** `arn:<partition>:ssm:<region>:<account>:parameter/<name>`, as CDK writes it (name without its leading /). */
+export function parameterArnOf(name: string): Json {
+  return {
+    'Fn::Join': [
+      '',
+      ['arn:', { Ref: 'AWS::Partition' }, ':ssm:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:parameter/${name}`],
+    ],
+  };
+}
+
+/** The one managed policy whose logical id starts with `AutoHeal<name>`, and its statements. */
+export function managedPolicy(template: Template, name: string): { id: string; statements: Statement[] } {
+  const found = Object.entries(template.findResources('AWS::IAM::ManagedPolicy')).filter(([id]) => id.startsWith(`AutoHeal${name}`));
+  if (found.length !== 1) throw new Error(`expected one managed policy ${name}, found ${found.length}`);
+  const [id, res] = found[0];
+  return { id, statements: (res as Json).Properties.PolicyDocument.Statement };
+}

@@ -4,8 +4,11 @@ import {
   actionsOf,
   allStatements,
   baseProps,
+  executionsOf,
   functionId,
   functionStatements,
+  managedPolicy,
+  parameterArnOf,
   resourcesOf,
   Statement,
   synth,
@@ -85,15 +88,15 @@ describe.each(configurations)('with %s', (_name, template) => {
     }
   });
 
-  test('states:StartExecution and the task-response actions name our state machine only', () => {
+  test('every states: action names our state machine, its executions or our activities', () => {
     const machineId = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0];
     const activityIds = Object.keys(template.findResources('AWS::StepFunctions::Activity'));
+    const ours = [machineId, ...activityIds].map((id) => ({ Ref: id }));
     for (const { statement } of statements) {
       const states = actionsOf(statement).filter((a) => a.startsWith('states:'));
       if (states.length === 0) continue;
       for (const r of resourcesOf(statement)) {
-        const ref = (r as { Ref?: string }).Ref;
-        expect([machineId, ...activityIds]).toContain(ref);
+        expect([...ours, executionsOf(machineId)]).toContainEqual(r);
       }
       if (states.includes('states:StartExecution')) expect(resourcesOf(statement)).toEqual([{ Ref: machineId }]);
     }
@@ -216,5 +219,114 @@ describe('each function has only what its task needs', () => {
       },
     });
     expect(functionId(byArn, 'notify')).toBeDefined();
+  });
+});
+
+describe.each([
+  ['lambda mode', byArn],
+  ['activity mode', activity],
+])('the operator policy (%s)', (_name, template) => {
+  const { statements } = managedPolicy(template, 'OperatorPolicy');
+  const machineId = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+  const tableArn = { 'Fn::GetAtt': [expect.stringMatching(/^AutoHealIncidentsTable/), 'Arn'] };
+  const byAction = (action: string): Statement[] => statements.filter((s) => actionsOf(s).includes(action));
+
+  test('answers approvals and starts executions of our state machine only', () => {
+    for (const a of ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:StartExecution']) {
+      expect(byAction(a)).toHaveLength(1);
+      expect(resourcesOf(byAction(a)[0])).toEqual([{ Ref: machineId }]);
+    }
+  });
+
+  test('redrives and reads the executions of our state machine only', () => {
+    for (const a of ['states:RedriveExecution', 'states:DescribeExecution', 'states:GetExecutionHistory']) {
+      expect(byAction(a)).toHaveLength(1);
+      expect(resourcesOf(byAction(a)[0])).toEqual([executionsOf(machineId)]);
+    }
+  });
+
+  test('reads the incidents table and its index only', () => {
+    for (const a of ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:Scan']) {
+      expect(byAction(a)).toHaveLength(1);
+      expect(resourcesOf(byAction(a)[0])).toEqual([tableArn, { 'Fn::Join': ['', [tableArn, '/index/InstanceId-Timestamp']] }]);
+    }
+  });
+
+  test('has exactly those actions, none on *, and no condition to get wrong', () => {
+    expect(statements.flatMap(actionsOf).sort()).toEqual(
+      [
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:Scan',
+        'states:DescribeExecution',
+        'states:GetExecutionHistory',
+        'states:RedriveExecution',
+        'states:SendTaskFailure',
+        'states:SendTaskSuccess',
+        'states:StartExecution',
+      ].sort(),
+    );
+    for (const s of statements) {
+      expect(resourcesOf(s)).not.toContain('*');
+      expect(s.Condition).toBeUndefined();
+    }
+  });
+
+  test('its ARN is the OperatorPolicyArn output', () => {
+    expect(template.toJSON().Outputs.OperatorPolicyArn.Value).toEqual({ Ref: managedPolicy(template, 'OperatorPolicy').id });
+  });
+});
+
+describe('webhook URLs from Parameter Store', () => {
+  const getParameter = (template: Template) =>
+    allStatements(template).filter((s) => actionsOf(s.statement).some((a) => a.startsWith('ssm:GetParameter')));
+
+  test('with a secret, notify may GetParameter exactly its /aws/reference/secretsmanager/ parameter', () => {
+    const found = getParameter(byArn);
+    expect(found.map((s) => s.policy)).toEqual([expect.stringMatching(/NotifyRole/)]);
+    expect(found[0].statement.Action).toBe('ssm:GetParameter');
+    expect(found[0].statement.Resource).toEqual(parameterArnOf('aws/reference/secretsmanager/autoheal/slack'));
+    expect(found[0].statement.Condition).toBeUndefined();
+  });
+
+  test('notify still has GetSecretValue on the secret, which the reference parameter needs', () => {
+    const n = functionStatements(byArn, 'notify').filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'));
+    expect(n).toHaveLength(1);
+  });
+
+  test('without webhooks nobody may GetParameter', () => {
+    expect(getParameter(byTag)).toEqual([]);
+  });
+
+  const both = synth(
+    baseProps({
+      notifications: { slackWebhookSecretName: 'autoheal/slack', teamsWebhookParameterName: '/autoheal/teams-webhook' },
+    }),
+  ).template;
+
+  test('a SecureString parameter: notify may GetParameter it, and reads no secret for it', () => {
+    const found = getParameter(both);
+    expect(found.map((s) => s.policy)).toEqual([expect.stringMatching(/NotifyRole/)]);
+    expect(resourcesOf(found[0].statement)).toEqual([
+      parameterArnOf('aws/reference/secretsmanager/autoheal/slack'),
+      parameterArnOf('autoheal/teams-webhook'),
+    ]);
+    const secretReaders = allStatements(both).filter((s) => actionsOf(s.statement).includes('secretsmanager:GetSecretValue'));
+    expect(secretReaders).toHaveLength(1);
+    expect(JSON.stringify(secretReaders[0].statement.Resource)).toContain(':secret:autoheal/slack-??????');
+  });
+
+  test('the functions are told the parameter name, and the secret name, by their variables', () => {
+    const env = (both.findResources('AWS::Lambda::Function')[functionId(both, 'notify')] as { Properties: { Environment: { Variables: Record<string, unknown> } } })
+      .Properties.Environment.Variables;
+    expect(env.AUTOHEAL_TEAMS_WEBHOOK_PARAMETER).toBe('/autoheal/teams-webhook');
+    expect(env.AUTOHEAL_SLACK_WEBHOOK_SECRET).toBe('autoheal/slack');
+    expect(env.AUTOHEAL_SLACK_WEBHOOK_PARAMETER).toBeUndefined();
+    expect(env.AUTOHEAL_TEAMS_WEBHOOK_SECRET).toBeUndefined();
+  });
+
+  test('a parameter name without a leading slash is accepted as it is', () => {
+    const t = synth(baseProps({ notifications: { slackWebhookParameterName: 'autoheal-slack' } })).template;
+    expect(getParameter(t)[0].statement.Resource).toEqual(parameterArnOf('autoheal-slack'));
   });
 });

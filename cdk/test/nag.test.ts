@@ -21,6 +21,10 @@ const configurations: Array<[string, AutoHealProps]> = [
     'every notification endpoint',
     baseProps({ notifications: { emails: ['ops@example.com'], slackWebhookSecretName: 'autoheal/slack', teamsWebhookSecretName: 'autoheal/teams' } }),
   ],
+  [
+    'webhooks in Parameter Store, in activity mode',
+    baseProps({ taskMode: 'activity', notifications: { slackWebhookParameterName: '/autoheal/slack', teamsWebhookSecretName: 'autoheal/teams' } }),
+  ],
 ];
 
 describe.each(configurations)('cdk-nag AwsSolutions with %s', (_name, props) => {

@@ -376,7 +376,7 @@ describe('activity mode', () => {
       PolicyDocument: {
         Statement: Match.arrayWith([
           Match.objectLike({
-            Action: 'states:GetActivityTask',
+            Action: Match.arrayWith(['states:GetActivityTask']),
             Resource: Match.arrayWith([{ Ref: Match.stringLikeRegexp('DetectActivity') }]),
           }),
         ]),

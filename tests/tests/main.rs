@@ -5,6 +5,7 @@ mod fault_model;
 mod fault_table;
 mod handlers;
 mod layers;
+mod notifications;
 mod region;
 mod simulate;
 mod ssm_patterns;

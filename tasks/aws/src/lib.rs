@@ -28,9 +28,11 @@ pub mod ddb;
 pub mod ec2;
 pub mod elb;
 pub mod error;
+pub mod operate;
 pub mod sfn;
 pub mod sns;
 pub mod ssm;
+pub mod webhook;
 
 /// Names of the resources autoheal uses, from the Lambda environment (cdk/README.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub settings: Settings,
+    /// Slack and Teams, when configured and loaded ([`Aws::load_webhooks`]).
+    pub webhooks: Option<std::sync::Arc<webhook::Channels>>,
 }
 
 impl Aws {
@@ -109,6 +113,7 @@ impl Aws {
             sns: aws_sdk_sns::Client::new(conf),
             sfn: aws_sdk_sfn::Client::new(conf),
             settings,
+            webhooks: None,
         }
     }
 
@@ -120,6 +125,37 @@ impl Aws {
             .load()
             .await;
         Aws::from_conf(&conf, Settings::from_env())
+    }
+}
+
+impl Aws {
+    /// Reads the Slack and Teams webhook URLs the environment points at (only the notify
+    /// function may): the channels that load, and an error line per channel that does not (the
+    /// others still get their notifications).
+    pub async fn load_webhooks(mut self) -> (Aws, Vec<String>) {
+        let mut channels = Vec::new();
+        let mut errors = Vec::new();
+        for channel in ["slack", "teams"] {
+            if let Some(source) = webhook::WebhookSource::from_env(channel) {
+                match webhook::read_url(&self, channel, &source).await {
+                    Ok(url) => channels.push((channel.to_owned(), url)),
+                    Err(e) => errors.push(format!(
+                        "{channel} notifications are off: {e} (source {})",
+                        source.parameter_name()
+                    )),
+                }
+            }
+        }
+        if !channels.is_empty() {
+            match webhook::Webhooks::new(webhook::Retry::default()) {
+                Ok(client) => {
+                    self.webhooks =
+                        Some(std::sync::Arc::new(webhook::Channels { client, channels }))
+                }
+                Err(e) => errors.push(format!("Slack and Teams notifications are off: {e}")),
+            }
+        }
+        (self, errors)
     }
 }
 

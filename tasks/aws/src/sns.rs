@@ -11,9 +11,9 @@
 //!   `incidents_omitted` says how many are missing).
 //! - **Message attributes** (for subscription filter policies): `severity` (String: `info`,
 //!   `warning`, `critical`), `target_group` (String: the target group ARN), `incidents` (Number:
-//!   how many incidents the notification is about), and `incidents_omitted` (Number) only when
-//!   some were left out. The notification carries no action or outcome of its own (those are in
-//!   each incident's record, in the message).
+//!   how many incidents the notification is about), `action` and `outcome` (String.Array: the
+//!   distinct actions and incident statuses, `["none"]` when there are none, `held` when fleet
+//!   safety held a decision back), and `incidents_omitted` (Number) only when some were left out.
 
 use std::collections::HashMap;
 
@@ -36,6 +36,23 @@ const ATTRIBUTES_RESERVE_BYTES: usize = 2_048;
 
 impl Notifier for Aws {
     async fn notify(&self, notification: &Notification) -> PortResult<()> {
+        // Slack and Teams first, best effort: a failed webhook is a log line, never a failed
+        // notification (and never a failed heal).
+        if let Some(channels) = &self.webhooks {
+            let summary = autoheal_handlers::summary::Summary::from_notification(notification);
+            for d in channels.send(&summary).await {
+                if !d.delivered {
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({
+                            "level": "WARN",
+                            "message": "webhook notification not delivered",
+                            "delivery": d,
+                        })
+                    );
+                }
+            }
+        }
         let topic = Settings::require(&self.settings.topic_arn, "AUTOHEAL_TOPIC_ARN")?;
         let (body, omitted) = message(notification, MESSAGE_MAX_BYTES - ATTRIBUTES_RESERVE_BYTES)?;
         let mut req = self
@@ -124,6 +141,14 @@ pub fn attributes(
         "incidents".to_owned(),
         attribute("Number", &n.incidents.len().to_string())?,
     );
+    // `action` and `outcome` (String.Array): what filter policies select on, from the summary
+    // Slack and Teams render too.
+    let summary = autoheal_handlers::summary::Summary::from_notification(n);
+    for (name, data_type, value) in autoheal_handlers::summary::sns_attributes(&summary) {
+        if name == "action" || name == "outcome" {
+            attrs.insert(name, attribute(data_type, &value)?);
+        }
+    }
     if omitted > 0 {
         attrs.insert(
             "incidents_omitted".to_owned(),

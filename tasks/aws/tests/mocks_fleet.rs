@@ -92,6 +92,7 @@ fn aws(elb: ElbClient, ec2: Ec2Client, asg: AsgClient) -> Aws {
         sns: mock_client!(aws_sdk_sns, NO_RULES),
         sfn: mock_client!(aws_sdk_sfn, NO_RULES),
         settings: settings(),
+        webhooks: None,
     }
 }
 

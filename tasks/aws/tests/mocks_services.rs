@@ -76,6 +76,7 @@ fn aws(ssm: &[&Rule], ddb: &[&Rule], sns: &[&Rule], sfn: &[&Rule]) -> Aws {
         sns: mock_client!(aws_sdk_sns, RuleMode::Sequential, sns),
         sfn: mock_client!(aws_sdk_sfn, RuleMode::Sequential, sfn),
         settings: settings(),
+        webhooks: None,
     }
 }
 

@@ -914,6 +914,7 @@ pub fn console_url(execution_arn: &str) -> String {
 /// Notify: the execution's summary (what was found, done and held back), or an approval request
 /// carrying the task token.
 pub async fn notify(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, TaskError> {
+    let raw = v.clone();
     let i: NotifyIn = input("notify", v)?;
     let tg = match (
         &i.target_group,
@@ -949,6 +950,17 @@ pub async fn notify(w: &impl World, _cfg: &Config, v: Value) -> Result<Value, Ta
         {
             records.push(r);
         }
+    }
+    // An approval request is about the incident waiting for it: what was found and decided.
+    if i.kind == "approval_request" {
+        let c: Carried = input("notify: approval_request", raw.clone())?;
+        let now = w.now();
+        let action = c.decision.as_ref().map_or(Action::None, |d| d.action);
+        let mut r = open_record(w, &c, now).await?;
+        r.diagnosis = c.diagnosis.clone();
+        r.decision = c.decision.clone();
+        merge_steps(&mut r.steps, carried_steps(&raw, action, now));
+        records.push(r);
     }
     let n = Notification {
         subject: match i.kind.as_str() {

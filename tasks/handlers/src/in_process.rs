@@ -53,7 +53,19 @@ impl<'w, W: World> InProcess<'w, W> {
 
     /// Runs the handler called `function` on `input`.
     pub async fn call(&self, function: &str, input: Value) -> Result<Value, TaskError> {
-        let (w, c) = (self.world, &self.config);
+        dispatch(self.world, &self.config, function, input).await
+    }
+}
+
+/// Runs the handler of the task called `function` (`detect`, `diagnose`, …) on `input`: what the
+/// local runner, `autoheal invoke` and the activity workers call.
+pub async fn dispatch(
+    w: &impl World,
+    c: &Config,
+    function: &str,
+    input: Value,
+) -> Result<Value, TaskError> {
+    {
         match function {
             "detect" => handlers::detect(w, c, input).await,
             "lease" => handlers::lease(w, c, input).await,

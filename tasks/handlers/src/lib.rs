@@ -38,11 +38,13 @@ mod config_tests {
         assert!(bad.cause.contains("AUTOHEAL_COMMAND_DEADLINE_S"), "{bad}");
     }
 }
+pub mod summary;
 pub mod trigger;
+pub mod worker;
 
 pub use error::TaskError;
 pub use handlers::*;
-pub use in_process::{InProcess, substitutions};
+pub use in_process::{InProcess, dispatch, substitutions};
 
 /// `statemachine/autoheal.asl.json` as built into this binary: the file CDK deploys.
 pub const DEFINITION: &str = include_str!("../../../statemachine/autoheal.asl.json");

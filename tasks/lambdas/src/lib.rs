@@ -178,7 +178,20 @@ pub fn emf_line(
 /// The Lambda of task `task` (one of `autoheal_handlers`' handlers): clients and settings are
 /// built once, at init.
 pub async fn serve(task: &'static str) -> Result<(), lambda_runtime::Error> {
-    let world = Arc::new(Aws::from_env().await);
+    let mut aws = Aws::from_env().await;
+    if task == "notify" {
+        // Only notify may read the Slack / Teams webhook URLs; a channel that does not load is
+        // one error line at init, and the others (SNS included) still work.
+        let (loaded, errors) = aws.load_webhooks().await;
+        aws = loaded;
+        for e in errors {
+            eprintln!(
+                "{}",
+                json!({"level": "ERROR", "message": e, "function_name": task})
+            );
+        }
+    }
+    let world = Arc::new(aws);
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let cold = Arc::new(AtomicBool::new(true));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
