@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use autoheal_core::IncidentRecord;
+use autoheal_core::ports::{Clock, IncidentQuery, SystemClock};
+use autoheal_core::{IncidentRecord, InstanceId, Timestamp};
 use autoheal_sim::DiskStore;
 use clap::{Args, Subcommand};
 
@@ -19,12 +20,18 @@ pub enum IncidentsCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// The store file, e.g. .autoheal/demo/incidents/web-app-crash.redb.
+    /// The embedded store file, e.g. .autoheal/demo/incidents/web-app-crash.redb.
+    #[arg(long, conflicts_with = "table")]
+    pub store: Option<PathBuf>,
+    /// The stack's DynamoDB incidents table (default AUTOHEAL_INCIDENTS_TABLE; `aws` feature).
     #[arg(long)]
-    pub store: PathBuf,
+    pub table: Option<String>,
     /// Only this instance's incidents.
     #[arg(long)]
     pub instance: Option<String>,
+    /// Only incidents detected since: an RFC 3339 time or an age (`30m`, `24h`, `7d`).
+    #[arg(long)]
+    pub since: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -32,10 +39,123 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     pub id: String,
+    #[arg(long, conflicts_with = "table")]
+    pub store: Option<PathBuf>,
     #[arg(long)]
-    pub store: PathBuf,
+    pub table: Option<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the incidents are.
+enum Source {
+    Store(PathBuf),
+    Table(String),
+}
+
+impl Source {
+    fn of(store: Option<&PathBuf>, table: Option<&String>) -> Result<Source, CliError> {
+        match (store, table) {
+            (Some(p), _) => Ok(Source::Store(p.clone())),
+            (None, Some(t)) => Ok(Source::Table(t.clone())),
+            (None, None) => match std::env::var("AUTOHEAL_INCIDENTS_TABLE") {
+                Ok(t) if !t.trim().is_empty() => Ok(Source::Table(t)),
+                _ => Err(CliError(
+                    "name the incidents: --store FILE (what `make demo` or `autoheal simulate --store` wrote) or --table NAME (the stack's IncidentsTable output; or set AUTOHEAL_INCIDENTS_TABLE)".to_owned(),
+                )),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Store(p) => p.display().to_string(),
+            Source::Table(t) => format!("DynamoDB table {t}"),
+        }
+    }
+
+    fn flag(&self) -> String {
+        match self {
+            Source::Store(p) => format!("--store {}", p.display()),
+            Source::Table(t) => format!("--table {t}"),
+        }
+    }
+
+    fn list(&self, q: &IncidentQuery) -> Result<Vec<IncidentRecord>, CliError> {
+        match self {
+            Source::Store(p) => {
+                let all = open(p)?.incidents().map_err(|e| CliError(e.to_string()))?;
+                Ok(all
+                    .into_iter()
+                    .filter(|r| {
+                        q.instance
+                            .as_ref()
+                            .is_none_or(|i| &r.incident.instance == i)
+                    })
+                    .filter(|r| q.since.is_none_or(|t| r.incident.detected_at >= t))
+                    .collect())
+            }
+            Source::Table(t) => table_list(t, q),
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+fn table_list(table: &str, q: &IncidentQuery) -> Result<Vec<IncidentRecord>, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let mut aws = autoheal_aws::Aws::from_env().await;
+        aws.settings.incidents_table = table.to_owned();
+        if aws.settings.incidents_index.is_empty() {
+            "InstanceId-Timestamp".clone_into(&mut aws.settings.incidents_index);
+        }
+        let mut all = autoheal_core::ports::IncidentStore::list_incidents(&aws, q)
+            .await
+            .map_err(|e| CliError(format!("DynamoDB table {table}: {e}")))?;
+        all.sort_by(|a, b| {
+            a.incident
+                .detected_at
+                .cmp(&b.incident.detected_at)
+                .then_with(|| a.incident.id.cmp(&b.incident.id))
+        });
+        Ok(all)
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+fn table_list(_: &str, _: &IncidentQuery) -> Result<Vec<IncidentRecord>, CliError> {
+    Err(CliError(
+        "reading the DynamoDB table needs the operator build: `make build-cli` (cargo build --release -p autoheal --features aws), then target/release/autoheal incidents ...; this build reads --store files only".to_owned(),
+    ))
+}
+
+/// `--since`: an RFC 3339 time, or an age before now (`90s`, `30m`, `24h`, `7d`).
+pub fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp, CliError> {
+    if let Some(t) = Timestamp::from_rfc3339(s) {
+        return Ok(t);
+    }
+    let bad = || {
+        CliError(format!(
+            "--since {s:?} is neither an RFC 3339 time (2026-11-24T00:00:00Z) nor an age (90s, 30m, 24h, 7d)"
+        ))
+    };
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad()),
+    };
+    Ok(Timestamp(
+        now.secs()
+            .saturating_sub(i64::try_from(secs).map_err(|_| bad())?),
+    ))
 }
 
 fn open(path: &std::path::Path) -> Result<DiskStore, CliError> {
@@ -60,17 +180,22 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Output, CliError> {
 pub fn incidents_cmd(c: &IncidentsCommand) -> Result<Output, CliError> {
     match c {
         IncidentsCommand::List(a) => {
-            let all = open(&a.store)?
-                .incidents()
-                .map_err(|e| CliError(e.to_string()))?;
-            let rows: Vec<&IncidentRecord> = all
-                .iter()
-                .filter(|r| {
-                    a.instance
-                        .as_deref()
-                        .is_none_or(|i| r.incident.instance.as_str() == i)
-                })
-                .collect();
+            let source = Source::of(a.store.as_ref(), a.table.as_ref())?;
+            let query = IncidentQuery {
+                instance: match &a.instance {
+                    Some(i) => Some(
+                        InstanceId::parse(i).map_err(|e| CliError(format!("--instance: {e}")))?,
+                    ),
+                    None => None,
+                },
+                since: match &a.since {
+                    Some(s) => Some(parse_since(s, SystemClock.now())?),
+                    None => None,
+                },
+                limit: None,
+            };
+            let all = source.list(&query)?;
+            let rows: Vec<&IncidentRecord> = all.iter().collect();
             if a.json {
                 return json(&rows);
             }
@@ -92,22 +217,21 @@ pub fn incidents_cmd(c: &IncidentsCommand) -> Result<Output, CliError> {
                     r.status.as_str()
                 );
             }
-            let _ = writeln!(out, "{} incident(s) in {}", rows.len(), a.store.display());
+            let _ = writeln!(out, "{} incident(s) in {}", rows.len(), source.describe());
             Ok(Output {
                 stdout: out,
                 code: 0,
             })
         }
         IncidentsCommand::Show(a) => {
-            let all = open(&a.store)?
-                .incidents()
-                .map_err(|e| CliError(e.to_string()))?;
+            let source = Source::of(a.store.as_ref(), a.table.as_ref())?;
+            let all = source.list(&IncidentQuery::default())?;
             let Some(r) = all.iter().find(|r| r.incident.id.as_str() == a.id) else {
                 return Err(CliError(format!(
-                    "no incident {:?} in {}; `autoheal incidents list --store {}` lists them",
+                    "no incident {:?} in {}; `autoheal incidents list {}` lists them",
                     a.id,
-                    a.store.display(),
-                    a.store.display()
+                    source.describe(),
+                    source.flag()
                 )));
             };
             if a.json {

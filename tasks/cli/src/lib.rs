@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 pub mod incidents;
+pub mod operate;
 pub mod report;
 pub mod sim;
 
@@ -48,11 +49,24 @@ pub enum Command {
     Demo(sim::DemoArgs),
     /// Run one scenario on the simulated region, the real state machine and the real handlers.
     Simulate(sim::SimulateArgs),
-    /// Incidents a run recorded in the embedded store.
+    /// Incident history: the embedded store a run wrote (--store) or the stack's DynamoDB
+    /// table (--table, with the `aws` feature).
     Incidents {
         #[command(subcommand)]
         command: incidents::IncidentsCommand,
     },
+    /// Approve a heal waiting for a person (SendTaskSuccess with the notification's token).
+    Approve(operate::ApproveArgs),
+    /// Deny a heal waiting for a person (SendTaskFailure ApprovalDenied): the incident is held.
+    Deny(operate::DenyArgs),
+    /// Replay an execution on AWS (redrive or restart), or a recorded incident locally.
+    Replay(operate::ReplayArgs),
+    /// Run task handlers as Step Functions activity workers (the stack's activity mode).
+    Worker(operate::WorkerArgs),
+    /// Start an execution now, from an alarm event or for a target group (as the trigger does).
+    Start(operate::StartArgs),
+    /// Run one task handler locally against a simulated fleet (no AWS).
+    Invoke(operate::InvokeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -185,7 +199,7 @@ fn read(path: &Path) -> Result<String, CliError> {
         .map_err(|e| CliError(format!("{}: cannot read: {e}", path.display())))
 }
 
-fn json_file(path: &Path) -> Result<Value, CliError> {
+pub(crate) fn json_file(path: &Path) -> Result<Value, CliError> {
     serde_json::from_str(&read(path)?)
         .map_err(|e| CliError(format!("{}: not valid JSON: {e}", path.display())))
 }
@@ -202,6 +216,12 @@ pub fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Demo(a) => sim::demo_cmd(&a),
         Command::Simulate(a) => sim::simulate_cmd(&a),
         Command::Incidents { command } => incidents::incidents_cmd(&command),
+        Command::Approve(a) => operate::approve_cmd(&a),
+        Command::Deny(a) => operate::deny_cmd(&a),
+        Command::Replay(a) => operate::replay_cmd(&a),
+        Command::Worker(a) => operate::worker_cmd(&a),
+        Command::Start(a) => operate::start_cmd(&a),
+        Command::Invoke(a) => operate::invoke_cmd(&a),
     }
 }
 

@@ -28,6 +28,10 @@ pub struct SimulateArgs {
     /// Print the summary of DESIGN.md §6 as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also record the incidents, the scenario and each execution's input in this embedded
+    /// store (for `autoheal incidents` and `autoheal replay --local`).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +163,9 @@ pub fn simulate_cmd(a: &SimulateArgs) -> Result<Output, CliError> {
         ..SimOptions::default()
     };
     let sim = simulate(&scenario, &sm, kind, &opts).map_err(|e| CliError(e.to_string()))?;
+    if let Some(path) = &a.store {
+        write_store(path, &scenario, &sim)?;
+    }
     if a.json {
         let text = serde_json::to_string_pretty(&simulation_json(&sim))
             .map_err(|e| CliError(format!("cannot print the summary: {e}")))?;
@@ -465,12 +472,25 @@ fn store_incidents(dir: &Path, runs: &[Run]) -> Result<usize, CliError> {
     let mut n = 0;
     for r in runs {
         let path = dir.join(format!("{}.redb", r.scenario.name));
-        let store = autoheal_sim::DiskStore::open(&path).map_err(|e| CliError(e.to_string()))?;
-        store.clear().map_err(|e| CliError(e.to_string()))?;
-        store
-            .put_all(&r.autoheal.records)
-            .map_err(|e| CliError(e.to_string()))?;
+        write_store(&path, &r.scenario, &r.autoheal)?;
         n += r.autoheal.records.len();
     }
     Ok(n)
+}
+
+/// Replaces the store at `path` with a run's incidents, its scenario and each execution's
+/// start and input.
+fn write_store(path: &Path, scenario: &Scenario, sim: &Simulation) -> Result<(), CliError> {
+    let err = |e: autoheal_core::PortError| CliError(e.to_string());
+    let store = autoheal_sim::DiskStore::open(path).map_err(err)?;
+    store.clear().map_err(err)?;
+    store.put_all(&sim.records).map_err(err)?;
+    let scenario = serde_json::to_value(scenario)
+        .map_err(|e| CliError(format!("cannot record the scenario: {e}")))?;
+    let executions: Vec<(String, u64, serde_json::Value)> = sim
+        .executions
+        .iter()
+        .map(|x| (x.name.clone(), x.started_at_s, x.input.clone()))
+        .collect();
+    store.put_run(&scenario, &executions).map_err(err)
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 mod error;
 mod handlers;
-mod in_process;
+pub mod in_process;
 
 #[cfg(test)]
 mod config_tests {

@@ -10,7 +10,7 @@
 use autoheal_core::ports::{
     Clock, ExecutionStarter, StartOutcome, TargetGroupCatalog, TargetGroupSelector,
 };
-use autoheal_core::{IncidentId, TargetGroupArn, Timestamp};
+use autoheal_core::{IncidentId, InstanceId, TargetGroupArn, Timestamp};
 use serde_json::{Value, json};
 
 use crate::TaskError;
@@ -213,6 +213,14 @@ where
             ("schedule", groups, None, at)
         }
     };
+    // A manual start may name one instance of the group (`autoheal start --instance`).
+    let only = match event.get("instance_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value::<InstanceId>(v.clone())
+                .map_err(|e| TaskError::invalid_input(format!("instance_id: {e}")))?,
+        ),
+    };
     let mut started = Vec::new();
     let mut running = Vec::new();
     for tg in groups {
@@ -223,8 +231,12 @@ where
         if let (Some(a), Some(o)) = (&alarm, trig.as_object_mut()) {
             o.insert("alarm_name".into(), json!(a));
         }
+        let mut scope = json!({"target_group_arn": tg});
+        if let (Some(i), Some(o)) = (&only, scope.as_object_mut()) {
+            o.insert("instance_id".into(), json!(i));
+        }
         let input = json!({
-            "scope": {"target_group_arn": tg},
+            "scope": scope,
             "trigger": trig,
             "policy": cfg.policy,
         });

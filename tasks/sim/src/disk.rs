@@ -14,6 +14,7 @@
 //! | `heals` | `u64` sequence (insertion order) | [`HealRecord`] as JSON |
 //! | `transitions` | `u64` sequence | [`Transition`] as JSON |
 //! | `notifications` | `u64` sequence | [`Notification`] as JSON |
+//! | `runs` | `"scenario"`, `"execution:<name>"` | the scenario run, and each execution's start second and input, as JSON (what `autoheal replay --local` replays) |
 //!
 //! Every write is one write transaction. redb runs one write transaction at a time, so the
 //! lease's check-then-put is atomic, as DynamoDB's conditional put is on AWS.
@@ -52,6 +53,7 @@ const POLICIES: Json<&str> = TableDefinition::new("policies");
 const HEALS: Json<u64> = TableDefinition::new("heals");
 const TRANSITIONS: Json<u64> = TableDefinition::new("transitions");
 const NOTIFICATIONS: Json<u64> = TableDefinition::new("notifications");
+const RUNS: Json<&str> = TableDefinition::new("runs");
 
 /// The embedded incident store and notifier (one redb file).
 #[derive(Debug)]
@@ -173,9 +175,57 @@ impl DiskStore {
         self.write(|tx| insert_records(tx, records))
     }
 
+    /// Records the scenario a run used and each execution's start second and input.
+    pub fn put_run(
+        &self,
+        scenario: &serde_json::Value,
+        executions: &[(String, u64, serde_json::Value)],
+    ) -> Result<(), PortError> {
+        let scenario = to_json(scenario)?;
+        let rows = executions
+            .iter()
+            .map(|(name, at_s, input)| {
+                Ok((
+                    format!("execution:{name}"),
+                    to_json(&serde_json::json!({"at_s": at_s, "input": input}))?,
+                ))
+            })
+            .collect::<PortResult<Vec<(String, String)>>>()?;
+        self.write(|tx| {
+            let mut table = tx.open_table(RUNS).map_err(tx_err)?;
+            table
+                .insert("scenario", scenario.as_str())
+                .map_err(tx_err)?;
+            for (k, v) in &rows {
+                table.insert(k.as_str(), v.as_str()).map_err(tx_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A row of the `runs` table, if the file has it.
+    pub fn run_row(&self, key: &str) -> Result<Option<serde_json::Value>, PortError> {
+        let tx = self.read()?;
+        let table = match tx.open_table(RUNS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(tx_err(e)),
+        };
+        let Some(v) = table.get(key).map_err(tx_err)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(v.value()).map(Some).map_err(|e| {
+            PortError::InvalidRequest(format!(
+                "embedded store {}: the row {key:?} is not JSON: {e}",
+                self.path.display()
+            ))
+        })
+    }
+
     /// Deletes every row of every table (the schema version stays), in one transaction.
     pub fn clear(&self) -> Result<(), PortError> {
         self.write(|tx| {
+            reset(tx, RUNS)?;
             reset(tx, INCIDENTS)?;
             reset(tx, LEASES)?;
             reset(tx, POLICIES)?;

@@ -186,6 +186,8 @@ struct State {
 #[derive(Debug)]
 pub struct Region {
     state: Mutex<State>,
+    /// The scenario's API outages.
+    outages: Vec<crate::scenario::Outage>,
     pub store: MemoryStore,
     start: tokio::time::Instant,
     epoch: i64,
@@ -596,10 +598,32 @@ impl Region {
         }
         Ok(Region {
             state: Mutex::new(st),
+            outages: s.outages.clone(),
             store,
             start: tokio::time::Instant::now(),
             epoch: 1_800_000_000,
         })
+    }
+
+    /// A call to `service`: an error while one of the scenario's outages of it lasts (as AWS
+    /// answers 503 Service Unavailable; the error is `AwsServiceError`, retryable).
+    fn available(&self, service: crate::scenario::ApiService) -> Result<(), PortError> {
+        if self.outages.is_empty() {
+            return Ok(());
+        }
+        let t = self.elapsed_s();
+        match self
+            .outages
+            .iter()
+            .find(|o| o.service == service && t >= o.at_s && t < o.at_s + o.duration_s)
+        {
+            Some(_) => Err(PortError::Service {
+                service: service.as_str(),
+                message: "503 Service Unavailable (a simulated outage of the API)".to_owned(),
+                source: None,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The epoch second the scenario starts at.
@@ -718,6 +742,7 @@ impl Region {
 
 impl TargetGroupCatalog for Region {
     async fn target_groups(&self, sel: &TargetGroupSelector) -> PortResult<Vec<TargetGroupInfo>> {
+        self.available(crate::scenario::ApiService::Elasticloadbalancing)?;
         self.with(|s| {
             Ok(s.groups
                 .iter()
@@ -744,6 +769,7 @@ impl TargetGroupCatalog for Region {
 
 impl TargetHealthSource for Region {
     async fn describe_target_health(&self, tg: &TargetGroupArn) -> PortResult<Vec<TargetHealth>> {
+        self.available(crate::scenario::ApiService::Elasticloadbalancing)?;
         self.with(|s| {
             let g = s.group(tg, "")?;
             // ALB's anomaly detection compares each target with the rest of its group: a target
@@ -781,6 +807,7 @@ impl TargetHealthSource for Region {
 
 impl TargetRegistry for Region {
     async fn register(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
+        self.available(crate::scenario::ApiService::Elasticloadbalancing)?;
         self.with(|s| {
             s.call("register", i);
             let g = s.group_mut(tg, i.as_str())?;
@@ -789,6 +816,7 @@ impl TargetRegistry for Region {
         })
     }
     async fn deregister(&self, tg: &TargetGroupArn, i: &InstanceId, _: u16) -> PortResult<()> {
+        self.available(crate::scenario::ApiService::Elasticloadbalancing)?;
         self.with(|s| {
             s.call("deregister", i);
             let delay = s.timings.deregistration_delay_s;
@@ -810,6 +838,7 @@ impl TargetRegistry for Region {
 
 impl InstanceInventory for Region {
     async fn describe_instances(&self, ids: &[InstanceId]) -> PortResult<Vec<InstanceInfo>> {
+        self.available(crate::scenario::ApiService::Ec2)?;
         let epoch = self.epoch;
         self.with(|s| {
             Ok(ids
@@ -874,6 +903,7 @@ const REBOOT_CLEARS: [FaultKind; 6] = [
 
 impl InstanceControl for Region {
     async fn reboot(&self, i: &InstanceId) -> PortResult<()> {
+        self.available(crate::scenario::ApiService::Ec2)?;
         self.with(|s| {
             s.call("reboot", i);
             let reboot_s = s.timings.reboot_s;
@@ -896,6 +926,7 @@ impl InstanceControl for Region {
 
 impl FleetControl for Region {
     async fn describe_group(&self, name: &AsgName) -> PortResult<AsgInfo> {
+        self.available(crate::scenario::ApiService::Autoscaling)?;
         self.with(|s| {
             let gi = s
                 .groups
@@ -928,24 +959,28 @@ impl FleetControl for Region {
         })
     }
     async fn enter_standby(&self, _: &AsgName, i: &InstanceId, _: bool) -> PortResult<()> {
+        self.available(crate::scenario::ApiService::Autoscaling)?;
         self.with(|s| {
             s.call("standby", i);
             Ok(())
         })
     }
     async fn exit_standby(&self, _: &AsgName, i: &InstanceId) -> PortResult<()> {
+        self.available(crate::scenario::ApiService::Autoscaling)?;
         self.with(|s| {
             s.call("exit-standby", i);
             Ok(())
         })
     }
     async fn set_unhealthy(&self, i: &InstanceId) -> PortResult<()> {
+        self.available(crate::scenario::ApiService::Autoscaling)?;
         self.with(|s| {
             s.call("set-unhealthy", i);
             Ok(())
         })
     }
     async fn terminate_in_group(&self, i: &InstanceId, _: bool) -> PortResult<String> {
+        self.available(crate::scenario::ApiService::Autoscaling)?;
         self.with(|s| {
             s.call("terminate", i);
             let (launch_s, delay, t) = (s.timings.launch_s, s.timings.deregistration_delay_s, s.t);
@@ -987,6 +1022,7 @@ impl FleetControl for Region {
 
 impl CommandRunner for Region {
     async fn send(&self, r: &CommandRequest) -> PortResult<String> {
+        self.available(crate::scenario::ApiService::Ssm)?;
         self.with(|s| {
             s.call(format!("send {}", r.document.name), &r.instance);
             let t = s.t;
@@ -1085,6 +1121,7 @@ impl CommandRunner for Region {
         })
     }
     async fn result(&self, id: &str, _: &InstanceId) -> PortResult<CommandResult> {
+        self.available(crate::scenario::ApiService::Ssm)?;
         self.with(|s| {
             let c = s
                 .commands
@@ -1103,6 +1140,7 @@ impl CommandRunner for Region {
         })
     }
     async fn agent_status(&self, i: &InstanceId) -> PortResult<AgentPing> {
+        self.available(crate::scenario::ApiService::Ssm)?;
         self.with(|s| {
             let h = s.host(i)?;
             Ok(if s.reachable(h) || matches!(h.up, Up::Restarting) {

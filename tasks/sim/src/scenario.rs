@@ -204,10 +204,44 @@ pub struct Scenario {
     pub policy: serde_json::Value,
     #[serde(default)]
     pub faults: Vec<FaultEvent>,
+    /// AWS API outages: every call to the service fails (HTTP 503) in the window. They fail
+    /// heals, not hosts: what `autoheal replay --clear-outages` takes away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<Outage>,
     /// The on-call person who answers approval requests (absent: nobody answers, so a request
     /// times out and the policy's default, hold, applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<Operator>,
+}
+
+/// An AWS API the simulated region can lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiService {
+    Autoscaling,
+    Ec2,
+    Elasticloadbalancing,
+    Ssm,
+}
+
+impl ApiService {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Autoscaling => "autoscaling",
+            Self::Ec2 => "ec2",
+            Self::Elasticloadbalancing => "elasticloadbalancing",
+            Self::Ssm => "ssm",
+        }
+    }
+}
+
+/// A window in which every call to `service` fails with a 5xx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    pub service: ApiService,
+    pub at_s: u64,
+    pub duration_s: u64,
 }
 
 /// What the simulated operator answers to an approval request.
@@ -292,6 +326,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../docs/examples/approval-replace.json"),
     ),
     (
+        "asg-api-outage.json",
+        include_str!("../../../docs/examples/asg-api-outage.json"),
+    ),
+    (
         "overload.json",
         include_str!("../../../docs/examples/overload.json"),
     ),
@@ -337,6 +375,7 @@ fn fix_for(path: &str, message: &str) -> String {
             "use a whole number of seconds ≥ 0".into()
         }
         "answer" => "use \"approve\", \"deny\" or \"ignore\"".into(),
+        "service" => "use \"autoscaling\", \"ec2\", \"elasticloadbalancing\" or \"ssm\"".into(),
         "instance" | "instances" => "use a whole number ≥ 0".into(),
         "services" => "list systemd unit names, e.g. [\"app.service\"]".into(),
         _ if message.contains("unknown field") => {

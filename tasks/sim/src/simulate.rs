@@ -187,6 +187,9 @@ pub struct ExecutionRun {
     pub events: usize,
     #[serde(skip)]
     pub history: Vec<Event>,
+    /// The execution's input (what a replay runs again).
+    #[serde(skip)]
+    pub input: Value,
 }
 
 /// A sample of every group's serving targets.
@@ -485,6 +488,7 @@ async fn execute(
             ..RunOptions::default()
         },
     );
+    let input = l.input.clone();
     let e = match operator {
         None => runner.run(l.input).await,
         Some(op) => {
@@ -549,6 +553,7 @@ async fn execute(
         } else {
             Vec::new()
         },
+        input,
     });
 }
 
@@ -1028,4 +1033,83 @@ fn blast_radius(
         }
     }
     violations
+}
+
+/// What a replay of one execution did.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The execution (its history kept).
+    pub run: ExecutionRun,
+    /// The incidents the replayed execution recorded.
+    pub records: Vec<IncidentRecord>,
+}
+
+/// Replays one execution of a scenario: a fresh region of the scenario advanced to the
+/// execution's start second `at_s` (its faults and outages applied by then), then the stored
+/// `input` run again through the state machine and the handlers (the scenario's operator
+/// answers approvals). What else healed before `at_s` in the original run is not redone, so
+/// the fleet around the incident can differ; the incident's own host is as the fault left it.
+pub fn replay(
+    s: &Scenario,
+    sm: &StateMachine,
+    name: &str,
+    at_s: u64,
+    input: Value,
+    opts: &SimOptions,
+) -> Result<Replay, SimError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| SimError::Invalid(format!("cannot start the runtime: {e}")))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let region = Rc::new(Region::new(s).map_err(|e| SimError::Invalid(e.to_string()))?);
+        let t0 = tokio::time::Instant::now();
+        // Step the region through time as the simulation does, so health checks run.
+        let step = opts.sample_s.max(1);
+        let mut t = 0;
+        while t < at_s {
+            t = (t + step).min(at_s);
+            tokio::time::sleep_until(t0 + Duration::from_secs(t)).await;
+            let _ = region.counts();
+        }
+        let shared = Rc::new(RefCell::new(Shared {
+            events: 0,
+            runs: Vec::new(),
+        }));
+        execute(
+            Rc::clone(&region),
+            Rc::new(sm.clone()),
+            Rc::clone(&shared),
+            SimOptions {
+                keep_histories: true,
+                ..opts.clone()
+            },
+            Launch {
+                name: name.to_owned(),
+                trigger: "replay".to_owned(),
+                group: String::new(),
+                at_s,
+                input,
+            },
+            s.operator.clone(),
+        )
+        .await;
+        let run = shared
+            .borrow_mut()
+            .runs
+            .pop()
+            .ok_or_else(|| SimError::Invalid(format!("the replay of {name} did not run")))?;
+        let mut records = Vec::new();
+        for id in &run.incidents {
+            if let Ok(id) = autoheal_core::IncidentId::parse(id.clone())
+                && let Ok(Some(r)) =
+                    autoheal_core::ports::IncidentStore::get_incident(&region.store, &id).await
+            {
+                records.push(r);
+            }
+        }
+        Ok(Replay { run, records })
+    })
 }
