@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests that build SDK clients must never probe the instance-metadata address (DESIGN.md §9).
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: help demo test lint fmt bench schema docs clean build-lambdas
+.PHONY: help demo test lint fmt bench schema docs clean build-lambdas build-cli
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,17 +32,21 @@ $(MOTO_SERVER) $(VENV)/bin/cfn-lint:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5' 'cfn-lint==1.58.0'
 
-test: $(ASL_VALIDATOR) $(MOTO_SERVER) $(VENV)/bin/cfn-lint ## every test: Rust suites, asl-validator, the runner against moto, SSM documents on fake hosts, CDK (tsc, jest, synth, cdk-nag, cfn-lint)
+test: $(ASL_VALIDATOR) $(MOTO_SERVER) $(VENV)/bin/cfn-lint ## every test: Rust suites, asl-validator, the runner against moto, SSM documents on fake hosts, the operator CLI against moto, CDK (tsc, jest, synth, cdk-nag, cfn-lint)
 	$(CARGO) test --workspace --locked
 	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
 	$(CARGO) build --quiet --locked -p autoheal
 	$(VENV)/bin/python tests/asl-differential/run.py --autoheal $(TARGET_DIR)/debug/autoheal --moto-server $(MOTO_SERVER)
 	$(VENV)/bin/python tests/ssm/run.py --autoheal $(TARGET_DIR)/debug/autoheal
+	$(CARGO) build --quiet --locked -p autoheal --features aws
+	cp $(TARGET_DIR)/debug/autoheal $(TARGET_DIR)/debug/autoheal-operator
+	$(VENV)/bin/python tests/operator-cli/run.py --autoheal $(TARGET_DIR)/debug/autoheal-operator --moto-server $(MOTO_SERVER)
 	bash cdk/check.sh
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p autoheal --features aws --all-targets --locked -- -D warnings
 
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -59,6 +63,10 @@ build-lambdas: $(CARGO_LAMBDA) ## every Lambda bootstrap and zip into target/lam
 	@for d in $(TARGET_DIR)/lambda/*/; do [ -f "$$d/bootstrap.zip" ] || continue; \
 	  $(VENV)/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$$d/bootstrap.zip" "$$d"; \
 	  chmod +x "$$d/bootstrap"; echo "  built $$d (bootstrap, bootstrap.zip)"; done
+
+build-cli: ## the operator CLI with the AWS commands (approve, deny, replay, worker, start, incidents --table): target/release/autoheal
+	$(CARGO) build --release --locked -p autoheal --features aws
+	@echo "  built $(TARGET_DIR)/release/autoheal (with AWS support)"
 
 bench: build-lambdas ## measure, write bench/results.json, print a table (builds the Lambdas first)
 	$(CARGO) build --quiet --locked --release -p autoheal-tests --bins

@@ -6,6 +6,7 @@ mod fault_table;
 mod handlers;
 mod layers;
 mod notifications;
+mod operate;
 mod region;
 mod simulate;
 mod ssm_patterns;

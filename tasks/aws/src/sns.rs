@@ -4,10 +4,11 @@
 //!   ASCII only (line breaks and tabs become spaces, other characters `?`), runs of spaces
 //!   collapsed, no leading space, and fewer than 100 characters (SNS: "less than 100 characters
 //!   long"; a longer one is cut and ends with `...`). An empty subject becomes `autoheal`.
-//! - **Message**: the whole [`Notification`] as pretty JSON (what Slack, Teams and e-mail
-//!   renderers read). SNS takes at most 256 KiB per message including attributes; a notification
-//!   that does not fit is sent as compact JSON, and if that does not fit either, incidents are left
-//!   out from the end until it does (the `incidents` attribute still counts them all, and
+//! - **Message**: per protocol (`MessageStructure=json`): e-mail and SMS subscribers (`default`,
+//!   `email`) get the summary as text (`autoheal_handlers::summary::text`); SQS, Lambda, HTTP(S),
+//!   `email-json` and Firehose subscribers get the whole [`Notification`] as JSON. SNS takes at
+//!   most 256 KiB per message including attributes; if it does not fit, incidents are left out
+//!   from the end until it does (the `incidents` attribute still counts them all, and
 //!   `incidents_omitted` says how many are missing).
 //! - **Message attributes** (for subscription filter policies): `severity` (String: `info`,
 //!   `warning`, `critical`), `target_group` (String: the target group ARN), `incidents` (Number:
@@ -60,6 +61,7 @@ impl Notifier for Aws {
             .publish()
             .topic_arn(topic)
             .subject(subject(&notification.subject))
+            .message_structure("json")
             .message(body);
         for (name, value) in attributes(notification, omitted)? {
             req = req.message_attributes(name, value);
@@ -98,21 +100,42 @@ pub fn subject(raw: &str) -> String {
     format!("{}...", cut.trim_end())
 }
 
-/// The message body within `max_bytes`, and how many incidents had to be left out.
+/// Subscription protocols that get the notification as JSON; every other (e-mail, SMS) gets
+/// the summary's text (`default`).
+const JSON_PROTOCOLS: &[&str] = &["sqs", "lambda", "http", "https", "email-json", "firehose"];
+
+/// The per-protocol message (`MessageStructure=json`) within `max_bytes`: the summary as text
+/// for people (`default`, `email`), the notification as JSON for programs; and how many
+/// incidents had to be left out (from the end) to fit.
 pub fn message(n: &Notification, max_bytes: usize) -> PortResult<(String, usize)> {
     let encode_err = |e: serde_json::Error| {
         PortError::InvalidRequest(format!("SNS: cannot encode the notification as JSON: {e}"))
     };
-    let pretty = serde_json::to_string_pretty(n).map_err(encode_err)?;
-    if pretty.len() <= max_bytes {
-        return Ok((pretty, 0));
-    }
     let mut trimmed = n.clone();
-    let mut compact = serde_json::to_string(&trimmed).map_err(encode_err)?;
-    while compact.len() > max_bytes && trimmed.incidents.pop().is_some() {
-        compact = serde_json::to_string(&trimmed).map_err(encode_err)?;
+    loop {
+        let summary = autoheal_handlers::summary::Summary::from_notification(&trimmed);
+        let text = autoheal_handlers::summary::text(&summary);
+        let json = serde_json::to_string(&trimmed).map_err(encode_err)?;
+        let mut body = serde_json::Map::new();
+        body.insert("default".into(), text.clone().into());
+        body.insert("email".into(), text.into());
+        for p in JSON_PROTOCOLS {
+            body.insert((*p).into(), json.clone().into());
+        }
+        let body = serde_json::to_string(&body).map_err(encode_err)?;
+        if body.len() <= max_bytes || trimmed.incidents.pop().is_none() {
+            return Ok((body, n.incidents.len() - trimmed.incidents.len()));
+        }
     }
-    Ok((compact, n.incidents.len() - trimmed.incidents.len()))
+}
+
+/// What a protocol's subscribers receive of a structured message.
+pub fn for_protocol(body: &str, protocol: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get(protocol)
+        .or_else(|| v.get("default"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
 }
 
 pub fn severity_name(s: Severity) -> &'static str {
@@ -235,25 +258,30 @@ mod tests {
     }
 
     #[test]
-    fn the_message_is_the_pretty_notification() {
+    fn people_get_the_summary_text_and_programs_the_notification() {
         let n = notification(vec![record(1, "ok")]);
         let (body, omitted) = message(&n, MESSAGE_MAX_BYTES).expect("encodes");
         assert_eq!(omitted, 0);
-        assert!(body.contains('\n'));
-        let back: Notification = serde_json::from_str(&body).expect("json");
-        assert_eq!(back, n);
+        for p in JSON_PROTOCOLS {
+            let back: Notification =
+                serde_json::from_str(&for_protocol(&body, p).expect(p)).expect("json");
+            assert_eq!(back, n);
+        }
+        let email = for_protocol(&body, "email").expect("email");
+        assert!(email.starts_with(&n.subject), "{email}");
+        assert_eq!(for_protocol(&body, "sms"), for_protocol(&body, "default"));
     }
 
     #[test]
-    fn an_oversized_message_is_compacted_then_trimmed_from_the_end() {
+    fn an_oversized_message_is_trimmed_from_the_end() {
         let n = notification((1..=4).map(|i| record(i, &"d".repeat(1000))).collect());
-        let compact = serde_json::to_string(&n).expect("json");
-        let (body, omitted) = message(&n, compact.len()).expect("encodes");
-        assert_eq!((body.len(), omitted), (compact.len(), 0));
-        let (body, omitted) = message(&n, 2500).expect("encodes");
-        assert!(body.len() <= 2500, "{}", body.len());
+        let (full, omitted) = message(&n, MESSAGE_MAX_BYTES).expect("encodes");
+        assert_eq!(omitted, 0);
+        let (body, omitted) = message(&n, full.len() / 2).expect("encodes");
+        assert!(body.len() <= full.len() / 2, "{}", body.len());
         assert!(omitted >= 2);
-        let back: Notification = serde_json::from_str(&body).expect("json");
+        let back: Notification =
+            serde_json::from_str(&for_protocol(&body, "sqs").expect("sqs")).expect("json");
         assert_eq!(back.incidents.len() + omitted, 4);
         assert_eq!(back.incidents[0], n.incidents[0]);
     }

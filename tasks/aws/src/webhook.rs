@@ -262,7 +262,8 @@ impl Webhooks {
             status: None,
             error: None,
         };
-        if !url.https && !(self.loopback_http && url.is_loopback()) {
+        let allowed = url.https || (self.loopback_http && url.is_loopback());
+        if !allowed {
             d.error = Some(format!("{url} is not https: webhook URLs must be https"));
             return d;
         }

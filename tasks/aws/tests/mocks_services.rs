@@ -524,9 +524,12 @@ async fn a_notification_is_published_with_a_valid_subject_and_message_attributes
                     .and_then(|a| a.get(name))
                     .map(|v| (v.data_type(), v.string_value().unwrap_or_default()))
             };
-            let message: Option<serde_json::Value> =
-                r.message().and_then(|m| serde_json::from_str(m).ok());
+            let message: Option<serde_json::Value> = r
+                .message()
+                .and_then(|m| autoheal_aws::sns::for_protocol(m, "sqs"))
+                .and_then(|m| serde_json::from_str(&m).ok());
             r.topic_arn() == Some(TOPIC)
+                && r.message_structure() == Some("json")
                 && !subject.is_empty()
                 && subject.len() <= 100
                 && subject.chars().all(|c| c.is_ascii_graphic() || c == ' ')

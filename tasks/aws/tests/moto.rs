@@ -1152,6 +1152,9 @@ async fn a_notification_reaches_an_sqs_subscriber_with_its_subject_and_attribute
             "severity": {"Type": "String", "Value": "critical"},
             "target_group": {"Type": "String", "Value": TG},
             "incidents": {"Type": "Number", "Value": "1"},
+            // What filter policies select on: String.Array values arrive as JSON arrays.
+            "action": {"Type": "String.Array", "Value": "[\"none\"]"},
+            "outcome": {"Type": "String.Array", "Value": "[\"held\",\"open\"]"},
         })
     );
 }

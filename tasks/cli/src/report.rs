@@ -1198,6 +1198,7 @@ mod tests {
             state_transitions: 1,
             events: history.len(),
             history,
+            input: serde_json::Value::Null,
         }
     }
 
@@ -1266,6 +1267,7 @@ mod tests {
             incidents: vec![outcome(reason)],
             summary: summary(mttr),
             executions,
+            notifications: Vec::new(),
             groups,
             timeline: vec![
                 Sample {

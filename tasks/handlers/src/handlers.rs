@@ -669,7 +669,7 @@ fn carried_steps(state: &Value, action: Action, now: Timestamp) -> Vec<Step> {
     let at = |v: &Value| {
         v.get("at")
             .and_then(Value::as_str)
-            .and_then(|t| Timestamp::from_rfc3339(t))
+            .and_then(Timestamp::from_rfc3339)
     };
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let mut steps = Vec::new();

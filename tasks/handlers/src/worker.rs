@@ -215,7 +215,8 @@ mod tests {
             worker: &str,
         ) -> Result<Option<ActivityTask>, PortError> {
             self.log.borrow_mut().push(format!("poll {arn} {worker}"));
-            match self.polls.borrow_mut().pop_front() {
+            let next = self.polls.borrow_mut().pop_front();
+            match next {
                 Some(p) => p,
                 None => {
                     // Nothing more scripted: a long poll that never answers.

@@ -213,6 +213,9 @@ pub struct Simulation {
     pub timeline: Vec<Sample>,
     #[serde(skip)]
     pub records: Vec<IncidentRecord>,
+    /// Every notification the executions sent, in order.
+    #[serde(skip)]
+    pub notifications: Vec<autoheal_core::ports::Notification>,
     /// Seconds the run covered (the scenario and the time its executions took to finish).
     pub ended_at_s: u64,
 }
@@ -955,6 +958,7 @@ fn score(
         groups: r.names.into_iter().zip(r.sizes).collect(),
         timeline: r.timeline,
         records,
+        notifications: region.store.notifications(),
         ended_at_s: r.ended_at_s,
     }
 }
