@@ -323,6 +323,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         names: std::sync::Mutex<Vec<String>>,
+        inputs: std::sync::Mutex<Vec<Value>>,
     }
 
     impl TargetGroupCatalog for Fake {
@@ -338,8 +339,11 @@ mod tests {
         async fn start_execution(
             &self,
             name: &IncidentId,
-            _: &Value,
+            input: &Value,
         ) -> autoheal_core::ports::PortResult<StartOutcome> {
+            if let Ok(mut i) = self.inputs.lock() {
+                i.push(input.clone());
+            }
             let mut names = self
                 .names
                 .lock()
@@ -398,5 +402,24 @@ mod tests {
                 .as_str()
                 .is_some_and(|r| r.contains("OK"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_manual_start_may_narrow_the_run_to_one_instance() {
+        let w = Fake::default();
+        let cfg = TriggerConfig::default();
+        let m = json!({"target_group_arn": TG, "instance_id": "i-0123456789abcdef0"});
+        trigger(&w, &cfg, m).await.expect("start");
+        let inputs = w.inputs.lock().map(|i| i.clone()).unwrap_or_default();
+        assert_eq!(
+            inputs[0]["scope"],
+            json!({"target_group_arn": TG, "instance_id": "i-0123456789abcdef0"})
+        );
+        let bad = json!({"target_group_arn": TG, "instance_id": "web-1; rm -rf /"});
+        let e = trigger(&w, &cfg, bad)
+            .await
+            .expect_err("not an instance id");
+        assert_eq!(e.name, "InvalidInput");
+        assert!(e.cause.starts_with("instance_id:"), "{}", e.cause);
     }
 }

@@ -89,6 +89,16 @@ pub fn log_line(
     result: &Result<Value, TaskError>,
 ) -> Value {
     let (level, message, error) = match result {
+        // An event the trigger does not act on is recorded with the reason, never dropped
+        // silently (OK / INSUFFICIENT_DATA alarms, other sources).
+        Ok(v) if v.get("ignored").is_some() => (
+            "INFO",
+            format!(
+                "{task} ignored the event: {}",
+                v.get("ignored").and_then(Value::as_str).unwrap_or_default()
+            ),
+            Value::Null,
+        ),
         Ok(_) => ("INFO", format!("{task} succeeded"), Value::Null),
         Err(e) => (
             "ERROR",
@@ -234,6 +244,17 @@ mod tests {
         let d: Diagnostic = Failure(TaskError::new("LeaseHeld", "i-0abc is leased")).into();
         assert_eq!(d.error_type, "LeaseHeld");
         assert_eq!(d.error_message, "i-0abc is leased");
+    }
+
+    #[test]
+    fn an_ignored_event_is_logged_with_its_reason() {
+        let out = Ok(json!({"ignored": "the alarm went to OK, not ALARM: nothing to heal"}));
+        let v = log_line("trigger", "r-1", None, false, 3, &out);
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(
+            v["message"],
+            "trigger ignored the event: the alarm went to OK, not ALARM: nothing to heal"
+        );
     }
 
     #[test]

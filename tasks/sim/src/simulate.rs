@@ -715,7 +715,18 @@ fn score(
                         .as_deref()
                         .and_then(|a| a.rsplit(':').next())
                         .map(str::to_owned),
-                    reason: rec.decision.as_ref().map(|d| d.reason.clone()),
+                    // The decision's reason, and what the person asked answered.
+                    reason: rec.decision.as_ref().map(|d| {
+                        match rec.steps.iter().find(|st| st.name == "approval") {
+                            Some(a) => format!(
+                                "{}; {} after {} s",
+                                d.reason,
+                                a.detail,
+                                a.at.seconds_since(rec.incident.detected_at)
+                            ),
+                            None => d.reason.clone(),
+                        }
+                    }),
                 });
             }
         }
