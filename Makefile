@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests that build SDK clients must never probe the instance-metadata address (DESIGN.md §9).
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: help demo test lint fmt bench schema docs clean build-lambdas build-cli
+.PHONY: help demo test fuzz lint fmt bench schema docs clean build-lambdas build-cli
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ test: $(ASL_VALIDATOR) $(MOTO_SERVER) $(VENV)/bin/cfn-lint ## every test: Rust s
 	cp $(TARGET_DIR)/debug/autoheal $(TARGET_DIR)/debug/autoheal-operator
 	$(VENV)/bin/python tests/operator-cli/run.py --autoheal $(TARGET_DIR)/debug/autoheal-operator --moto-server $(MOTO_SERVER)
 	bash cdk/check.sh
+
+# The proptest properties of tests/tests/fuzz.rs (every parser of untrusted or hand-written input)
+# with 100,000 cases each instead of the 256 of `make test`.
+fuzz: ## the fuzz properties (tests/tests/fuzz.rs) with 100,000 cases per parser, optimised
+	AUTOHEAL_FUZZ_CASES=100000 $(CARGO) test --release --locked -p autoheal-tests fuzz:: -- --test-threads 2
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

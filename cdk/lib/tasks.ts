@@ -317,6 +317,9 @@ export const TASKS: TaskSpec[] = [
     statements: (s, r) => [
       ...sendCommand(s, r.documentArns.restartServices),
       readPolicies(r),
+      // At most once per attempt: the attempt is written into the incident before the restart.
+      readIncidents(r),
+      writeIncidents(r),
     ],
   },
   {
@@ -328,6 +331,9 @@ export const TASKS: TaskSpec[] = [
     statements: (s, r) => [
       ...sendCommand(s, r.documentArns.restartServices),
       readPolicies(r),
+      // At most once per attempt: the attempt is written into the incident before the restart.
+      readIncidents(r),
+      writeIncidents(r),
     ],
   },
   {
@@ -336,8 +342,11 @@ export const TASKS: TaskSpec[] = [
     id: 'Reboot',
     description: 'autoheal: reboot a managed instance',
     unscoped: ['ec2:DescribeInstances', 'ec2:DescribeInstanceStatus'],
-    statements: (s) => [
+    statements: (s, r) => [
       onManagedInstances(s, 'ec2:RebootInstances'),
+      // At most once per attempt: the attempt is written into the incident before the reboot.
+      readIncidents(r),
+      writeIncidents(r),
     ],
   },
   {
@@ -346,8 +355,11 @@ export const TASKS: TaskSpec[] = [
     id: 'Replace',
     description: 'autoheal: mark unhealthy or terminate in its Auto Scaling group so the group replaces it',
     unscoped: ['autoscaling:DescribeAutoScalingInstances', 'autoscaling:DescribeAutoScalingGroups'],
-    statements: (s) => [
+    statements: (s, r) => [
       onManagedGroups(s, 'autoscaling:SetInstanceHealth', 'autoscaling:TerminateInstanceInAutoScalingGroup'),
+      // At most once per attempt: the attempt is written into the incident before the termination.
+      readIncidents(r),
+      writeIncidents(r),
     ],
   },
   {

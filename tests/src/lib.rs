@@ -8,6 +8,8 @@ pub mod memory_world;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use serde_json::{Value, json};
+
 use autoheal_core::decision::{DecisionInput, decide};
 use autoheal_core::facts::Observation;
 use autoheal_core::health::{GroupSnapshot, HealthState, ReasonCode, TargetHealth};
@@ -379,4 +381,41 @@ pub fn autoheal_definition() -> autoheal_asl::StateMachine {
         &autoheal_handlers::substitutions(),
     ))
     .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// 1,000 groups of 10 targets; every ten minutes one app crash in each group, on a different
+/// instance each time: 10,000 host faults, each one incident.
+pub fn ten_thousand_incidents() -> Result<autoheal_sim::Scenario, Box<dyn std::error::Error>> {
+    incident_waves(10)
+}
+
+/// 1,000 groups of 10 targets and `waves` waves of one app crash per group, ten minutes apart
+/// (each wave on another instance, at most 10).
+pub fn incident_waves(waves: u64) -> Result<autoheal_sim::Scenario, Box<dyn std::error::Error>> {
+    let groups = 1000;
+    let tgs: Vec<Value> = (0..groups)
+        .map(|g| {
+            json!({"name": format!("g{g:04}"), "lb": "alb", "protocol": "HTTP",
+                   "asg": format!("g{g:04}-asg"), "instances": 10})
+        })
+        .collect();
+    let mut faults = Vec::new();
+    for w in 0..waves {
+        for g in 0..groups {
+            faults.push(
+                json!({"at_s": 300 + w * 600 + (g % 10) * 30, "target_group": format!("g{g:04}"),
+                               "instance": w % 10, "kind": "app_crash"}),
+            );
+        }
+    }
+    let text = json!({
+        "name": "bench-10k-incidents",
+        "duration_s": 300 + waves * 600 + 600,
+        "timings": {"schedule_s": 3600},
+        "fleet": {"target_groups": tgs},
+        "policy": {"approval_required_for": []},
+        "faults": faults,
+    })
+    .to_string();
+    Ok(autoheal_sim::Scenario::parse("bench-10k-incidents", &text)?)
 }

@@ -1199,6 +1199,7 @@ mod tests {
             events: history.len(),
             history,
             input: serde_json::Value::Null,
+            heals_entered: 0,
         }
     }
 
@@ -1221,6 +1222,10 @@ mod tests {
             held_back: 0,
             diagnosed_right: 1,
             diagnosed: 1,
+            double_heals: 0,
+            lost_incidents: 0,
+            stuck_leases: 0,
+            chaos: None,
         }
     }
 

@@ -32,6 +32,10 @@ pub struct SimulateArgs {
     /// store (for `autoheal incidents` and `autoheal replay --local`).
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Chaos: `throttle=0.2,task_crash=0.05,duplicate_triggers=1,vanish=0.02` (any subset):
+    /// throttled AWS calls, Lambda crashes, duplicate starts, instances terminated mid-heal.
+    #[arg(long)]
+    pub chaos: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -152,14 +156,37 @@ fn summary_lines(s: &Summary, out: &mut String) {
         s.diagnosed_right,
         s.diagnosed
     );
+    if let Some(c) = &s.chaos {
+        let _ = writeln!(
+            out,
+            "chaos: {} throttled attempts ({} calls failed after the SDK's retries), {} crashes before / {} after / {} timeouts after a task ran, {} duplicate starts, {} instances vanished",
+            c.throttled_attempts,
+            c.throttled_calls,
+            c.crashes_before,
+            c.crashes_after,
+            c.timeouts_after,
+            c.duplicate_starts,
+            c.vanished
+        );
+    }
+    let _ = writeln!(
+        out,
+        "safety: {} double heals, {} lost incidents, {} stuck leases, {} blast-radius violations",
+        s.double_heals, s.lost_incidents, s.stuck_leases, s.blast_radius_violations
+    );
 }
 
 pub fn simulate_cmd(a: &SimulateArgs) -> Result<Output, CliError> {
     let kind = policy_kind(&a.policy)?;
     let scenario = Scenario::load(&a.scenario).map_err(|e| CliError(e.to_string()))?;
     let sm = definition(a.definition.as_deref())?;
+    let chaos = match &a.chaos {
+        Some(spec) => autoheal_sim::chaos::Chaos::parse(spec).map_err(CliError)?,
+        None => autoheal_sim::chaos::Chaos::default(),
+    };
     let opts = SimOptions {
         keep_histories: false,
+        chaos,
         ..SimOptions::default()
     };
     let sim = simulate(&scenario, &sm, kind, &opts).map_err(|e| CliError(e.to_string()))?;

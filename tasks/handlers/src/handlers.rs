@@ -170,18 +170,38 @@ struct LeaseIn {
     operation: String,
     incident_id: IncidentId,
     instance: InstanceId,
+    /// The execution taking the lease (`$$.Execution.Id`).
+    #[serde(default)]
+    execution: Option<String>,
 }
 
-/// Lease: one incident per instance (`acquire` fails with `LeaseHeld`), released at the end.
+/// Who holds a lease: the incident as one execution handles it, `<incident id>_<8 hex digits of
+/// the execution ARN>`. A retried task or a redriven execution is the same holder and takes its
+/// own lease again; another execution of the same incident (a replay started beside it, a
+/// duplicate trigger) is not, and finds the lease held.
+pub fn lease_holder(incident: &IncidentId, execution: Option<&str>) -> IncidentId {
+    let Some(e) = execution.filter(|e| !e.is_empty()) else {
+        return incident.clone();
+    };
+    let mut h: u32 = 0x811c_9dc5;
+    for b in e.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    IncidentId::parse(format!("{incident}_{h:08x}")).unwrap_or_else(|_| incident.clone())
+}
+
+/// Lease: one incident per instance, handled by one execution (`acquire` fails with
+/// `LeaseHeld`), released at the end.
 pub async fn lease(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
     let i: LeaseIn = input("lease", v)?;
+    let holder = lease_holder(&i.incident_id, i.execution.as_deref());
     match i.operation.as_str() {
         "acquire" => output(
-            &w.acquire_lease(&i.instance, &i.incident_id, w.now(), cfg.lease_ttl_s)
+            &w.acquire_lease(&i.instance, &holder, w.now(), cfg.lease_ttl_s)
                 .await?,
         ),
         "release" => {
-            w.release_lease(&i.instance, &i.incident_id).await?;
+            w.release_lease(&i.instance, &holder).await?;
             Ok(json!({"released": true}))
         }
         other => Err(TaskError::invalid_input(format!(
@@ -197,6 +217,64 @@ struct TargetIn {
     target_group: TargetGroupInfo,
     #[serde(default)]
     policy: Option<Value>,
+    /// The escalation this heal is (`$.escalations.count`): with the action, the attempt's key.
+    #[serde(default)]
+    attempt: u32,
+}
+
+/// The side effect of the attempt failed (an error reached us): forget the attempt, so the
+/// retry makes it. Best effort: if this write fails too, the retry skips the effect and the
+/// verification that follows finds the instance still failing.
+async fn forget_try(w: &impl World, i: &TargetIn, action: Action) {
+    let key = format!("{action} #{}", i.attempt);
+    if let Ok(Some(mut r)) = w.get_incident(&i.target.incident_id).await {
+        r.steps
+            .retain(|s| !(s.name == "started" && s.detail == key));
+        let _ = w.put_incident(&r).await;
+    }
+}
+
+/// At most once per attempt under Step Functions retries: the attempt (`<action> #<n>`) is
+/// written into the incident's steps before its side effect, and a retried invocation of the
+/// same attempt (the first ran, but its answer was lost) finds it and does not repeat the
+/// restart, reboot or termination. `false`: this attempt's side effect was already made.
+async fn first_try(w: &impl World, i: &TargetIn, action: Action) -> Result<bool, TaskError> {
+    let key = format!("{action} #{}", i.attempt);
+    let now = w.now();
+    let existing = w.get_incident(&i.target.incident_id).await?;
+    if existing.as_ref().is_some_and(|r| {
+        r.steps
+            .iter()
+            .any(|s| s.name == "started" && s.detail == key)
+    }) {
+        return Ok(false);
+    }
+    let mut record = existing.unwrap_or_else(|| IncidentRecord {
+        incident: Incident {
+            id: i.target.incident_id.clone(),
+            target_group: i.target_group.arn.clone(),
+            instance: i.target.instance.clone(),
+            asg: i.target.asg.clone(),
+            detected_at: i.target.detected_at.unwrap_or(now),
+            tags: BTreeMap::new(),
+            launched_at: None,
+        },
+        status: IncidentStatus::Open,
+        diagnosis: None,
+        decision: None,
+        steps: Vec::new(),
+        failure: None,
+        execution_arn: None,
+        updated_at: now,
+    });
+    record.steps.push(Step {
+        name: "started".to_owned(),
+        at: now,
+        detail: key,
+    });
+    record.updated_at = now;
+    w.put_incident(&record).await?;
+    Ok(true)
 }
 
 fn services(
@@ -251,6 +329,17 @@ async fn run_command(
         timeout_s: u32::try_from(cfg.command_deadline_s).unwrap_or(u32::MAX),
     };
     let id = w.send(&request).await?;
+    wait_command(w, cfg, instance, &id).await
+}
+
+/// Polls a sent command to its end (or the deadline).
+async fn wait_command(
+    w: &impl World,
+    cfg: &Config,
+    instance: &InstanceId,
+    id: &str,
+) -> Result<CommandResult, TaskError> {
+    let id = id.to_owned();
     let mut waited = 0;
     loop {
         let r = w.result(&id, instance).await?;
@@ -451,10 +540,36 @@ async fn restart_like(
             "no services are configured for {instance}: set `services` in the policy or the instance policy"
         )));
     }
+    let action = if cleanup {
+        Action::Cleanup
+    } else {
+        Action::RestartService
+    };
+    if !first_try(w, &i, action).await? {
+        return Ok(stamped(
+            json!({"services": names, "cleanup": cleanup, "wait_s": cfg.restart_settle_s, "repeated": true}),
+            w.now(),
+        ));
+    }
     let mut params = BTreeMap::new();
     params.insert("Services".to_owned(), vec![join_services(&names)]);
     params.insert("Cleanup".to_owned(), vec![cleanup.to_string()]);
-    let r = run_command(w, cfg, instance, &cfg.restart_document, params).await?;
+    let request = CommandRequest {
+        instance: instance.clone(),
+        document: cfg.restart_document.clone(),
+        parameters: params,
+        timeout_s: u32::try_from(cfg.command_deadline_s).unwrap_or(u32::MAX),
+    };
+    // Only a send that failed is forgotten: once SSM has the command, a retry must not send it
+    // again, whatever happens while it is polled.
+    let id = match w.send(&request).await {
+        Ok(id) => id,
+        Err(e) => {
+            forget_try(w, &i, action).await;
+            return Err(e.into());
+        }
+    };
+    let r = wait_command(w, cfg, instance, &id).await?;
     if r.status != CommandStatus::Success {
         return Err(TaskError::heal_failed(format!(
             "{} on {instance} ended {} (exit {:?}): {}",
@@ -483,7 +598,16 @@ pub async fn cleanup(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Ta
 /// Reboot through EC2.
 pub async fn reboot(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
     let i: TargetIn = input("reboot", v)?;
-    w.reboot(&i.target.instance).await?;
+    if !first_try(w, &i, Action::Reboot).await? {
+        return Ok(stamped(
+            json!({"rebooted": true, "wait_s": cfg.reboot_settle_s, "repeated": true}),
+            w.now(),
+        ));
+    }
+    if let Err(e) = w.reboot(&i.target.instance).await {
+        forget_try(w, &i, Action::Reboot).await;
+        return Err(e.into());
+    }
     Ok(stamped(
         json!({"rebooted": true, "wait_s": cfg.reboot_settle_s}),
         w.now(),
@@ -500,7 +624,19 @@ pub async fn replace(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Ta
             i.target.instance
         )));
     }
-    let activity = w.terminate_in_group(&i.target.instance, false).await?;
+    if !first_try(w, &i, Action::Replace).await? {
+        return Ok(stamped(
+            json!({"terminated": i.target.instance, "wait_s": cfg.replace_settle_s, "repeated": true}),
+            w.now(),
+        ));
+    }
+    let activity = match w.terminate_in_group(&i.target.instance, false).await {
+        Ok(a) => a,
+        Err(e) => {
+            forget_try(w, &i, Action::Replace).await;
+            return Err(e.into());
+        }
+    };
     Ok(stamped(
         json!({"terminated": i.target.instance, "activity_id": activity, "wait_s": cfg.replace_settle_s}),
         w.now(),
@@ -654,8 +790,10 @@ async fn open_record(
     })
 }
 
-/// Adds the steps not yet there (a diagnosis carried through an escalation is one step).
+/// Adds the steps not yet there (a diagnosis carried through an escalation is one step). The
+/// `started` marks of finished attempts go: they guard an attempt only while it runs.
 fn merge_steps(steps: &mut Vec<Step>, new: Vec<Step>) {
+    steps.retain(|s| s.name != "started");
     for st in new {
         if !steps.iter().any(|x| x.name == st.name && x.at == st.at) {
             steps.push(st);

@@ -11,6 +11,7 @@
 //!   state machine on the virtual clock, or the `asg-replace` baseline, scored against the
 //!   scenario's ground truth.
 
+pub mod chaos;
 pub mod disk;
 pub mod host;
 pub mod region;

@@ -188,6 +188,8 @@ pub struct Region {
     state: Mutex<State>,
     /// The scenario's API outages.
     outages: Vec<crate::scenario::Outage>,
+    /// Chaos: the dice and the probability that a call attempt is throttled.
+    chaos: Option<(std::sync::Arc<crate::chaos::Dice>, f64)>,
     pub store: MemoryStore,
     start: tokio::time::Instant,
     epoch: i64,
@@ -599,6 +601,7 @@ impl Region {
         Ok(Region {
             state: Mutex::new(st),
             outages: s.outages.clone(),
+            chaos: None,
             store,
             start: tokio::time::Instant::now(),
             epoch: 1_800_000_000,
@@ -607,7 +610,34 @@ impl Region {
 
     /// A call to `service`: an error while one of the scenario's outages of it lasts (as AWS
     /// answers 503 Service Unavailable; the error is `AwsServiceError`, retryable).
+    /// Throttles every call attempt with this probability (the SDK retries each call up to
+    /// [`crate::chaos::SDK_ATTEMPTS`] times), counting on `dice`.
+    pub fn with_throttling(mut self, dice: std::sync::Arc<crate::chaos::Dice>, p: f64) -> Region {
+        self.chaos = Some((dice, p));
+        self
+    }
+
+    /// A call under chaos: `Throttled` when every SDK attempt was throttled.
+    fn throttled(&self, service: &'static str) -> Result<(), PortError> {
+        let Some((dice, p)) = &self.chaos else {
+            return Ok(());
+        };
+        for _ in 0..crate::chaos::SDK_ATTEMPTS {
+            if !dice.chance(*p) {
+                return Ok(());
+            }
+            dice.count(|c| c.throttled_attempts += 1);
+        }
+        dice.count(|c| c.throttled_calls += 1);
+        Err(PortError::Throttled {
+            service,
+            message: "Rate exceeded (simulated chaos)".to_owned(),
+            source: None,
+        })
+    }
+
     fn available(&self, service: crate::scenario::ApiService) -> Result<(), PortError> {
+        self.throttled(service.as_str())?;
         if self.outages.is_empty() {
             return Ok(());
         }
@@ -983,6 +1013,22 @@ impl FleetControl for Region {
         self.available(crate::scenario::ApiService::Autoscaling)?;
         self.with(|s| {
             s.call("terminate", i);
+            terminate_host(s, i)
+        })
+    }
+}
+
+impl Region {
+    /// Someone else terminates the instance (a person, another tool): not autoheal's call, so
+    /// not in the call log; its Auto Scaling group replaces it.
+    pub fn vanish(&self, i: &InstanceId) -> PortResult<()> {
+        self.with(|s| terminate_host(s, i).map(drop))
+    }
+}
+
+fn terminate_host(s: &mut State, i: &InstanceId) -> PortResult<String> {
+    {
+        {
             let (launch_s, delay, t) = (s.timings.launch_s, s.timings.deregistration_delay_s, s.t);
             let h = s
                 .hosts
@@ -1016,7 +1062,7 @@ impl FleetControl for Region {
             );
             s.schedule(t + launch_s, Event::Launched(new));
             Ok(format!("activity-{}", s.next_instance))
-        })
+        }
     }
 }
 
@@ -1154,6 +1200,7 @@ impl CommandRunner for Region {
 
 impl IncidentStore for Region {
     async fn put_incident(&self, r: &autoheal_core::IncidentRecord) -> PortResult<()> {
+        self.throttled("dynamodb")?;
         self.with(|_| Ok(()))?;
         self.store.put_incident(r).await
     }
@@ -1161,12 +1208,14 @@ impl IncidentStore for Region {
         &self,
         id: &autoheal_core::IncidentId,
     ) -> PortResult<Option<autoheal_core::IncidentRecord>> {
+        self.throttled("dynamodb")?;
         self.store.get_incident(id).await
     }
     async fn list_incidents(
         &self,
         q: &IncidentQuery,
     ) -> PortResult<Vec<autoheal_core::IncidentRecord>> {
+        self.throttled("dynamodb")?;
         self.store.list_incidents(q).await
     }
     async fn acquire_lease(
@@ -1176,18 +1225,22 @@ impl IncidentStore for Region {
         now: Timestamp,
         ttl: u64,
     ) -> PortResult<Lease> {
+        self.throttled("dynamodb")?;
         self.store.acquire_lease(i, h, now, ttl).await
     }
     async fn release_lease(&self, i: &InstanceId, h: &autoheal_core::IncidentId) -> PortResult<()> {
+        self.throttled("dynamodb")?;
         self.store.release_lease(i, h).await
     }
     async fn active_leases(&self, ids: &[InstanceId], now: Timestamp) -> PortResult<Vec<Lease>> {
+        self.throttled("dynamodb")?;
         self.store.active_leases(ids, now).await
     }
     async fn instance_policy(
         &self,
         i: &InstanceId,
     ) -> PortResult<Option<autoheal_core::InstancePolicy>> {
+        self.throttled("dynamodb")?;
         self.store.instance_policy(i).await
     }
     async fn history(
@@ -1195,19 +1248,23 @@ impl IncidentStore for Region {
         i: &InstanceId,
         since: Timestamp,
     ) -> PortResult<autoheal_core::History> {
+        self.throttled("dynamodb")?;
         self.with(|_| Ok(()))?;
         self.store.history(i, since).await
     }
     async fn record_heal(&self, h: &autoheal_core::incident::HealRecord) -> PortResult<()> {
+        self.throttled("dynamodb")?;
         self.store.record_heal(h).await
     }
     async fn record_transition(&self, t: &Transition) -> PortResult<()> {
+        self.throttled("dynamodb")?;
         self.store.record_transition(t).await
     }
 }
 
 impl Notifier for Region {
     async fn notify(&self, n: &Notification) -> PortResult<()> {
+        self.throttled("sns")?;
         self.store.notify(n).await
     }
 }

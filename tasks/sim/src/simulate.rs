@@ -25,8 +25,10 @@ use autoheal_handlers::{Config, InProcess};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::chaos::{Chaos, ChaosCounts, Dice};
 use crate::region::{Call, FaultHit, Region};
 use crate::scenario::{FaultKind, Operator, OperatorAnswer, Scenario};
+use autoheal_core::ports::Clock as _;
 
 /// Which policy heals the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,6 +72,8 @@ pub struct SimOptions {
     pub max_history_events: usize,
     /// Keep every execution's history (for graphs); otherwise only its counts.
     pub keep_histories: bool,
+    /// Throttling, task crashes, duplicate triggers, instances vanishing ([`crate::chaos`]).
+    pub chaos: Chaos,
 }
 
 impl Default for SimOptions {
@@ -81,6 +85,7 @@ impl Default for SimOptions {
             finish_budget_s: 3600,
             max_history_events: 5_000_000,
             keep_histories: true,
+            chaos: Chaos::default(),
         }
     }
 }
@@ -167,6 +172,17 @@ pub struct Summary {
     /// Faults whose diagnosis matched the fault model, of those diagnosed.
     pub diagnosed_right: u32,
     pub diagnosed: u32,
+    /// Heal actions (restart, reboot, terminate) carried out more than once for one attempt:
+    /// the host-changing calls on an execution's instances beyond the heal states it entered.
+    pub double_heals: u32,
+    /// Incidents that took a lease but never ended recorded as healed, held, escalated,
+    /// observed, no action, or failed with a reason.
+    pub lost_incidents: u32,
+    /// Leases that would still block their instance longer than the lease TTL after the run.
+    pub stuck_leases: u32,
+    /// What chaos did, when the run had any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<ChaosCounts>,
 }
 
 /// One execution of the state machine.
@@ -190,6 +206,9 @@ pub struct ExecutionRun {
     /// The execution's input (what a replay runs again).
     #[serde(skip)]
     pub input: Value,
+    /// Heal states (restart, cleanup, reboot, replace) the execution entered.
+    #[serde(skip)]
+    pub heals_entered: u32,
 }
 
 /// A sample of every group's serving targets.
@@ -239,6 +258,7 @@ pub fn expected_class(kind: FaultKind) -> &'static str {
 struct Shared {
     events: usize,
     runs: Vec<ExecutionRun>,
+    dice: std::sync::Arc<Dice>,
 }
 
 /// Runs scenario `s` under `policy` on the state machine `sm` (placeholders substituted).
@@ -267,12 +287,23 @@ async fn run(
     global: &GlobalPolicy,
     opts: &SimOptions,
 ) -> Result<Simulation, SimError> {
-    let region = Rc::new(Region::new(s).map_err(|e| SimError::Invalid(e.to_string()))?);
+    let dice = std::sync::Arc::new(Dice::new(s.seed));
+    let mut region = Region::new(s).map_err(|e| SimError::Invalid(e.to_string()))?;
+    if opts.chaos.throttle > 0.0 {
+        region = region.with_throttling(std::sync::Arc::clone(&dice), opts.chaos.throttle);
+    }
+    let region = Rc::new(region);
     let sm = Rc::new(sm.clone());
     let shared = Rc::new(RefCell::new(Shared {
         events: 0,
         runs: Vec::new(),
+        dice: std::sync::Arc::clone(&dice),
     }));
+    // Replays started by duplicate triggers run beside the executions they duplicate.
+    let mut extra: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // Chaos `vanish`: incidents drawn, and instances to terminate (someone else's doing).
+    let mut vanish_drawn: BTreeSet<autoheal_core::IncidentId> = BTreeSet::new();
+    let mut vanishing: Vec<(u64, autoheal_core::InstanceId)> = Vec::new();
     let policy_json = serde_json::to_value(global)
         .map_err(|e| SimError::Invalid(format!("the policy does not serialise: {e}")))?;
     let arns = region.target_group_arns();
@@ -303,6 +334,7 @@ async fn run(
             serving: counts.iter().map(|c| c.serving).collect(),
         });
         running.retain(|_, h| !h.is_finished());
+        extra.retain(|h| !h.is_finished());
         if shared.borrow().events > opts.max_history_events {
             return Err(SimError::EventBudget {
                 scenario: s.name.clone(),
@@ -310,7 +342,7 @@ async fn run(
             });
         }
         if t >= s.duration_s {
-            if policy == PolicyKind::AsgReplace || running.is_empty() {
+            if policy == PolicyKind::AsgReplace || (running.is_empty() && extra.is_empty()) {
                 break;
             }
             if t >= deadline {
@@ -343,6 +375,20 @@ async fn run(
                 }
             }
             PolicyKind::Autoheal => {
+                if opts.chaos.vanish > 0.0 {
+                    for l in region.store.leases() {
+                        if vanish_drawn.insert(l.holder.clone()) && dice.chance(opts.chaos.vanish) {
+                            // Mid-heal: a little after the lease was taken.
+                            vanishing.push((t + 20, l.instance.clone()));
+                        }
+                    }
+                    for (_, id) in vanishing.iter().filter(|(at, _)| *at <= t) {
+                        if region.vanish(id).is_ok() {
+                            dice.count(|c| c.vanished += 1);
+                        }
+                    }
+                    vanishing.retain(|(at, _)| *at > t);
+                }
                 for (g, c) in counts.iter().enumerate() {
                     peak[g] = peak[g].max(c.unhealthy);
                 }
@@ -375,6 +421,27 @@ async fn run(
                         "trigger": {"source": source, "at": region_time(&region, t).to_rfc3339()},
                         "policy": policy_json,
                     });
+                    // Chaos: the same start N more times at once. The alarm and the schedule
+                    // of this minute fold into this execution by name; replays under other
+                    // names really run beside it.
+                    for k in 1..=opts.chaos.duplicate_triggers {
+                        dedup += 1;
+                        dice.count(|c| c.duplicate_starts += 2);
+                        extra.push(tokio::task::spawn_local(execute(
+                            Rc::clone(&region),
+                            Rc::clone(&sm),
+                            Rc::clone(&shared),
+                            opts.clone(),
+                            Launch {
+                                name: format!("{name}-replay-{k}"),
+                                trigger: "replay".to_owned(),
+                                group: names[g].clone(),
+                                at_s: t,
+                                input: input.clone(),
+                            },
+                            s.operator.clone(),
+                        )));
+                    }
                     let handle = tokio::task::spawn_local(execute(
                         Rc::clone(&region),
                         Rc::clone(&sm),
@@ -409,6 +476,8 @@ async fn run(
             runs,
             dedup,
             ended_at_s,
+            chaos: (!opts.chaos.is_none()).then(|| dice.counts()),
+            lease_ttl_s: opts.config.lease_ttl_s,
         },
     ))
 }
@@ -424,6 +493,50 @@ struct Launch {
     group: String,
     at_s: u64,
     input: Value,
+}
+
+/// The handlers as Lambda runs them on a bad day (chaos `task_crash`): an invocation fails
+/// before the function runs, after it ran (its side effect done, its answer lost), or times out
+/// after it ran.
+struct Crashy<'w, W: autoheal_handlers::World> {
+    inner: InProcess<'w, W>,
+    dice: std::sync::Arc<Dice>,
+    p: f64,
+}
+
+impl<W: autoheal_handlers::World> autoheal_asl::TaskResources for Crashy<'_, W> {
+    async fn invoke(
+        &self,
+        call: autoheal_asl::TaskCall,
+    ) -> Result<autoheal_asl::TaskOutput, autoheal_asl::StatesError> {
+        // A task waiting for a person is not a function run.
+        if call.token.is_some() || !self.dice.chance(self.p) {
+            return self.inner.invoke(call).await;
+        }
+        let roll = self.dice.roll();
+        if roll < 1.0 / 3.0 {
+            self.dice.count(|c| c.crashes_before += 1);
+            return Err(autoheal_asl::StatesError::new(
+                "Lambda.ServiceException",
+                "simulated: the invocation failed before the function ran",
+            ));
+        }
+        // The function runs, side effects and all; then its answer is lost.
+        let _ = self.inner.invoke(call).await;
+        if roll < 2.0 / 3.0 {
+            self.dice.count(|c| c.crashes_after += 1);
+            Err(autoheal_asl::StatesError::new(
+                "Lambda.ServiceException",
+                "simulated: the function ran but its answer was lost",
+            ))
+        } else {
+            self.dice.count(|c| c.timeouts_after += 1);
+            Err(autoheal_asl::StatesError::new(
+                "Sandbox.Timedout",
+                "simulated: the function ran past its timeout",
+            ))
+        }
+    }
 }
 
 /// How often the simulated operator looks at their notifications.
@@ -479,7 +592,11 @@ async fn execute(
     l: Launch,
     operator: Option<Operator>,
 ) {
-    let resources = InProcess::new(&*region, opts.config.clone());
+    let resources = Crashy {
+        inner: InProcess::new(&*region, opts.config.clone()),
+        dice: std::sync::Arc::clone(&shared.borrow().dice),
+        p: opts.chaos.task_crash,
+    };
     let runner = Runner::new(
         &sm,
         &resources,
@@ -535,6 +652,18 @@ async fn execute(
         .map_or(0, Vec::len)
         .max(1);
     let transitions = outer + inner.div_ceil(k);
+    let heals_entered = entered
+        .iter()
+        .filter(|n| {
+            matches!(
+                **n,
+                "Restart service"
+                    | "Clean up disk"
+                    | "Reboot instance"
+                    | "Replace via Auto Scaling"
+            )
+        })
+        .count();
     let mut sh = shared.borrow_mut();
     sh.events += e.events.len();
     sh.runs.push(ExecutionRun {
@@ -557,6 +686,7 @@ async fn execute(
             Vec::new()
         },
         input,
+        heals_entered: u32::try_from(heals_entered).unwrap_or(u32::MAX),
     });
 }
 
@@ -567,6 +697,8 @@ struct Scored {
     runs: Vec<ExecutionRun>,
     dedup: u32,
     ended_at_s: u64,
+    chaos: Option<ChaosCounts>,
+    lease_ttl_s: u64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
@@ -957,6 +1089,21 @@ fn score(
         held_back,
         diagnosed_right: right,
         diagnosed,
+        double_heals: double_heals(&r.runs, &records, &calls),
+        lost_incidents: lost_incidents(region, &records),
+        stuck_leases: {
+            let after = region.now().plus_secs(r.lease_ttl_s);
+            u32::try_from(
+                region
+                    .store
+                    .leases()
+                    .iter()
+                    .filter(|l| l.expires_at > after)
+                    .count(),
+            )
+            .unwrap_or(u32::MAX)
+        },
+        chaos: r.chaos,
     };
     let mut runs = r.runs;
     runs.sort_by(|a, b| (a.started_at_s, &a.name).cmp(&(b.started_at_s, &b.name)));
@@ -972,6 +1119,67 @@ fn score(
         notifications: region.store.notifications(),
         ended_at_s: r.ended_at_s,
     }
+}
+
+/// Host-changing calls on each execution's instances, during the execution, beyond the heal
+/// states it entered (a retried task that repeated its side effect).
+fn double_heals(runs: &[ExecutionRun], records: &[IncidentRecord], calls: &[Call]) -> u32 {
+    // An incident belongs to the execution that recorded it (a duplicate that found the
+    // instance leased lists it too, but healed nothing).
+    let instance_of: BTreeMap<(&str, &str), &autoheal_core::InstanceId> = records
+        .iter()
+        .filter_map(|r| {
+            let run = r.execution_arn.as_deref()?.rsplit(':').next()?;
+            Some(((r.incident.id.as_str(), run), &r.incident.instance))
+        })
+        .collect();
+    let mut heal_calls: BTreeMap<&autoheal_core::InstanceId, Vec<u64>> = BTreeMap::new();
+    for c in calls.iter().filter(|c| c.is_heal()) {
+        heal_calls.entry(&c.instance).or_default().push(c.at_s);
+    }
+    let mut double = 0_u32;
+    for run in runs {
+        let made: usize = run
+            .incidents
+            .iter()
+            .filter_map(|id| instance_of.get(&(id.as_str(), run.name.as_str())))
+            .filter_map(|i| heal_calls.get(i))
+            .map(|times| {
+                times
+                    .iter()
+                    .filter(|t| (run.started_at_s..=run.ended_at_s).contains(t))
+                    .count()
+            })
+            .sum();
+        double += u32::try_from(made.saturating_sub(run.heals_entered as usize)).unwrap_or(0);
+    }
+    double
+}
+
+/// Incidents that took a lease and did not end recorded: no record, still open, or failed
+/// without a reason.
+fn lost_incidents(region: &Region, records: &[IncidentRecord]) -> u32 {
+    let by_id: BTreeMap<&str, &IncidentRecord> = records
+        .iter()
+        .map(|r| (r.incident.id.as_str(), r))
+        .collect();
+    let lost = region
+        .store
+        .lease_holders()
+        .iter()
+        // A holder is `<incident id>_<execution>` (autoheal_handlers::lease_holder).
+        .map(|h| h.as_str().split('_').next().unwrap_or_default().to_owned())
+        .collect::<BTreeSet<String>>()
+        .iter()
+        .filter(|h| match by_id.get(h.as_str()) {
+            None => true,
+            Some(r) => {
+                r.status == autoheal_core::IncidentStatus::Open
+                    || (r.status == autoheal_core::IncidentStatus::Failed && r.failure.is_none())
+            }
+        })
+        .count();
+    u32::try_from(lost).unwrap_or(u32::MAX)
 }
 
 /// The fleet-wide fault on group `g` at time `t`, if any.
@@ -1092,6 +1300,7 @@ pub fn replay(
         let shared = Rc::new(RefCell::new(Shared {
             events: 0,
             runs: Vec::new(),
+            dice: std::sync::Arc::new(Dice::new(s.seed)),
         }));
         execute(
             Rc::clone(&region),

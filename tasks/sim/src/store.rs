@@ -24,6 +24,8 @@ struct Tables {
     transitions_of: BTreeMap<InstanceId, Vec<usize>>,
     policies: BTreeMap<InstanceId, InstancePolicy>,
     notifications: Vec<Notification>,
+    /// Every incident that ever took a lease (what must end recorded).
+    holders: std::collections::BTreeSet<IncidentId>,
 }
 
 /// The store and notifier of a simulated (or test) world.
@@ -56,6 +58,18 @@ impl MemoryStore {
 
     pub fn notifications(&self) -> Vec<Notification> {
         self.with(|t| t.notifications.clone()).unwrap_or_default()
+    }
+
+    /// The leases held now (expired or not).
+    pub fn leases(&self) -> Vec<Lease> {
+        self.with(|t| t.leases.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every incident that ever took a lease.
+    pub fn lease_holders(&self) -> Vec<IncidentId> {
+        self.with(|t| t.holders.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn set_policy(&self, i: InstanceId, p: InstancePolicy) {
@@ -125,6 +139,7 @@ impl IncidentStore for MemoryStore {
                 expires_at: now.plus_secs(ttl_s),
             };
             t.leases.insert(i.clone(), lease.clone());
+            t.holders.insert(holder.clone());
             Ok(lease)
         })?
     }

@@ -14,38 +14,6 @@ use serde_json::{Value, json};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// 1,000 groups of 10 targets; every ten minutes one app crash in each group, on a different
-/// instance each time: 10,000 host faults, each one incident.
-fn ten_thousand_incidents() -> Result<Scenario, Box<dyn std::error::Error>> {
-    let groups = 1000;
-    let waves = 10;
-    let tgs: Vec<Value> = (0..groups)
-        .map(|g| {
-            json!({"name": format!("g{g:04}"), "lb": "alb", "protocol": "HTTP",
-                   "asg": format!("g{g:04}-asg"), "instances": 10})
-        })
-        .collect();
-    let mut faults = Vec::new();
-    for w in 0..waves {
-        for g in 0..groups {
-            faults.push(
-                json!({"at_s": 300 + w * 600 + (g % 10) * 30, "target_group": format!("g{g:04}"),
-                               "instance": w, "kind": "app_crash"}),
-            );
-        }
-    }
-    let text = json!({
-        "name": "bench-10k-incidents",
-        "duration_s": 300 + waves * 600 + 600,
-        "timings": {"schedule_s": 3600},
-        "fleet": {"target_groups": tgs},
-        "policy": {"approval_required_for": []},
-        "faults": faults,
-    })
-    .to_string();
-    Ok(Scenario::parse("bench-10k-incidents", &text)?)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args().nth(1).map_or_else(
         || repo_root().join("bench/results.json"),
@@ -58,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut section = serde_json::Map::new();
 
-    let s = ten_thousand_incidents()?;
+    let s = autoheal_tests::ten_thousand_incidents()?;
     let t = Instant::now();
     let sim = simulate(&s, &sm, PolicyKind::Autoheal, &opts)?;
     let secs = t.elapsed().as_secs_f64();
@@ -89,6 +57,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!(
             "{} incidents ({healed} healed), {} executions, {events} events",
             sim.summary.incidents, sim.summary.executions
+        ),
+        secs
+    );
+
+    // The same 10,000 incidents under chaos (issue 8): throttling, crashes, duplicate
+    // triggers, instances vanishing mid-heal. Goal: no double heal, no lost incident, no stuck
+    // lease, no blast-radius violation.
+    let chaos_spec = "throttle=0.2,task_crash=0.05,duplicate_triggers=1,vanish=0.02";
+    let chaos_opts = SimOptions {
+        chaos: autoheal_sim::chaos::Chaos::parse(chaos_spec)?,
+        ..opts.clone()
+    };
+    let t = Instant::now();
+    let c = simulate(&s, &sm, PolicyKind::Autoheal, &chaos_opts)?;
+    let secs = t.elapsed().as_secs_f64();
+    let mut outcomes: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    for r in &c.records {
+        *outcomes.entry(r.status.as_str().to_owned()).or_default() += 1;
+    }
+    section.insert(
+        "chaos_10k".into(),
+        json!({
+            "chaos": chaos_spec,
+            "incidents": c.summary.incidents,
+            "outcomes": outcomes,
+            "double_heals": c.summary.double_heals,
+            "lost_incidents": c.summary.lost_incidents,
+            "stuck_leases": c.summary.stuck_leases,
+            "blast_radius_violations": c.summary.blast_radius_violations,
+            "injected": c.summary.chaos,
+            "executions": c.summary.executions,
+            "wall_s": (secs * 100.0).round() / 100.0,
+            "goal": "double_heals, lost_incidents, stuck_leases, blast_radius_violations all 0",
+        }),
+    );
+    println!(
+        "{:<66} {:>10.2} s",
+        format!(
+            "chaos ({chaos_spec}): {} incidents, double heals {}, lost {}, stuck leases {}, blast radius {}",
+            c.summary.incidents,
+            c.summary.double_heals,
+            c.summary.lost_incidents,
+            c.summary.stuck_leases,
+            c.summary.blast_radius_violations
         ),
         secs
     );
