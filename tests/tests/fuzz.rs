@@ -214,7 +214,10 @@ fn text_edits(names: &'static [&'static str]) -> impl Strategy<Value = Vec<TextE
 
 /// The byte spans of the number literals and of the object keys (quotes included) outside
 /// strings.
-fn tokens(text: &str) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+/// Byte ranges `(start, end)` in a text.
+type Spans = Vec<(usize, usize)>;
+
+fn tokens(text: &str) -> (Spans, Spans) {
     let b = text.as_bytes();
     let (mut numbers, mut keys) = (Vec::new(), Vec::new());
     let mut i = 0;

@@ -33,11 +33,21 @@ impl DefinitionError {
         fix: impl Into<String>,
     ) -> Self {
         Self {
-            path: path.into(),
-            message: message.into(),
-            fix: fix.into(),
+            path: cut(path.into(), 300),
+            message: cut(message.into(), 500),
+            fix: cut(fix.into(), 500),
         }
     }
+}
+
+/// Errors quote what they found; a hostile definition must not make them unbounded.
+fn cut(s: String, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s;
+    }
+    let mut out: String = s.chars().take(max_chars).collect();
+    out.push('…');
+    out
 }
 
 /// A path field that may be absent (default `$`), a path, or `null` (discard / empty object).

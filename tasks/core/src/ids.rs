@@ -182,14 +182,20 @@ impl TargetGroupArn {
     }
 }
 
+/// Zero-width and bidirectional formatting characters: invisible, they make a name read
+/// differently from what it is (a right-to-left override reverses what follows).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 string_newtype!(
     /// An Auto Scaling group name (1–255 characters, no control characters).
     AsgName,
     "Auto Scaling group name",
-    |s| if !s.is_empty() && s.chars().count() <= 255 && !s.chars().any(char::is_control) && s.trim() == s {
+    |s| if !s.is_empty() && s.chars().count() <= 255 && !s.chars().any(|c| c.is_control() || is_invisible_format(c)) && s.trim() == s {
         Ok(())
     } else {
-        Err("expected 1 to 255 characters with no control characters and no leading or trailing spaces, e.g. web-asg")
+        Err("expected 1 to 255 characters with no control or invisible formatting characters (such as a right-to-left override) and no leading or trailing spaces, e.g. web-asg")
     }
 );
 

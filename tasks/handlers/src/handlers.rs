@@ -298,20 +298,35 @@ fn join_services(s: &[ServiceName]) -> String {
 
 /// The health-probe parameters of the diagnostics and verify documents: the target group's
 /// health-check port (or the target's), protocol and path.
-fn probe_params(tg: &TargetGroupInfo, target: &Target) -> BTreeMap<String, Vec<String>> {
+fn probe_params(
+    tg: &TargetGroupInfo,
+    target: &Target,
+) -> Result<BTreeMap<String, Vec<String>>, TaskError> {
     let mut params = BTreeMap::new();
     params.insert(
         "HealthCheckPort".to_owned(),
         vec![tg.health_check_port.unwrap_or(target.port).to_string()],
     );
-    params.insert(
-        "HealthCheckProtocol".to_owned(),
-        vec![tg.protocol.to_uppercase()],
-    );
-    if let Some(path) = &tg.health_check_path {
-        params.insert("HealthCheckPath".to_owned(), vec![path.clone()]);
+    // These reach a shell on the host (through SSM parameters): checked here, as the documents'
+    // allowedPattern checks them again.
+    let protocol = tg.protocol.to_uppercase();
+    if !matches!(
+        protocol.as_str(),
+        "HTTP" | "HTTPS" | "TCP" | "TLS" | "UDP" | "TCP_UDP"
+    ) {
+        return Err(TaskError::invalid_input(format!(
+            "target_group.protocol {:?} is not a load balancer protocol: use HTTP, HTTPS, TCP, TLS, UDP or TCP_UDP",
+            tg.protocol.chars().take(40).collect::<String>()
+        )));
     }
-    params
+    params.insert("HealthCheckProtocol".to_owned(), vec![protocol]);
+    if let Some(path) = &tg.health_check_path {
+        let path = autoheal_core::HealthCheckPath::parse(path.as_str()).map_err(|e| {
+            TaskError::invalid_input(format!("target_group.health_check_path: {e}"))
+        })?;
+        params.insert("HealthCheckPath".to_owned(), vec![path.as_str().to_owned()]);
+    }
+    Ok(params)
 }
 
 /// Sends a document and waits for its end (or the deadline).
@@ -386,7 +401,7 @@ pub async fn diagnose(w: &impl World, cfg: &Config, v: Value) -> Result<Value, T
         "Services".to_owned(),
         vec![join_services(&services(&policy, stored.as_ref(), instance))],
     );
-    params.extend(probe_params(&i.target_group, &i.target));
+    params.extend(probe_params(&i.target_group, &i.target)?);
     let result = run_command(w, cfg, instance, &cfg.diagnostics_document, params).await?;
     let (diagnostics, diagnostics_error) = if result.status == CommandStatus::Success {
         match autoheal_core::parse_diagnostics(&result.stdout) {
@@ -690,7 +705,7 @@ pub async fn verify(w: &impl World, cfg: &Config, v: Value) -> Result<Value, Tas
             ),
         )
     } else {
-        let mut params = probe_params(&i.target_group, &i.target);
+        let mut params = probe_params(&i.target_group, &i.target)?;
         params.insert("Attempts".to_owned(), vec!["1".to_owned()]);
         let r = run_command(w, cfg, &i.target.instance, &cfg.verify_document, params).await?;
         let ok = r.status == CommandStatus::Success;

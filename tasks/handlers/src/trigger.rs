@@ -132,11 +132,14 @@ pub fn parse_event(v: &Value, now: Timestamp) -> Result<Request, TaskError> {
 
 fn alarm(v: &Value, at: Timestamp) -> Result<Request, TaskError> {
     let detail = v.get("detail").cloned().unwrap_or(Value::Null);
-    let name = detail
+    // Alarm names are at most 255 characters; a longer one is cut in what we say about it.
+    let name: String = detail
         .get("alarmName")
         .and_then(Value::as_str)
         .unwrap_or("(unnamed)")
-        .to_owned();
+        .chars()
+        .take(255)
+        .collect();
     let state = detail
         .pointer("/state/value")
         .and_then(Value::as_str)

@@ -69,8 +69,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         chaos: autoheal_sim::chaos::Chaos::parse(chaos_spec)?,
         ..opts.clone()
     };
+    // 12 waves: under chaos some faults wait for a later run, so 12,000 faults make > 10,000
+    // incidents (tests/tests/chaos.rs runs the same).
+    let s12 = autoheal_tests::incident_waves(12)?;
     let t = Instant::now();
-    let c = simulate(&s, &sm, PolicyKind::Autoheal, &chaos_opts)?;
+    let c = simulate(&s12, &sm, PolicyKind::Autoheal, &chaos_opts)?;
     let secs = t.elapsed().as_secs_f64();
     let mut outcomes: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
     for r in &c.records {
