@@ -216,6 +216,43 @@ where
             ("schedule", groups, None, at)
         }
     };
+    // An alarm names its group in a dimension anyone who can edit the alarm controls: only the
+    // groups autoheal is configured for are acted on (the others are ignored, with the reason).
+    let groups = if source == "alarm" {
+        let allowed: Option<Vec<TargetGroupArn>> = if !cfg.target_groups.is_empty() {
+            Some(cfg.target_groups.clone())
+        } else if let Some((key, value)) = &cfg.tag {
+            Some(
+                w.target_groups(&TargetGroupSelector::Tag {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .await?
+                .into_iter()
+                .map(|g| g.arn)
+                .collect(),
+            )
+        } else {
+            None
+        };
+        match allowed {
+            None => groups,
+            Some(allowed) => {
+                let (ok, refused): (Vec<_>, Vec<_>) =
+                    groups.into_iter().partition(|g| allowed.contains(g));
+                if ok.is_empty() && !refused.is_empty() {
+                    return Ok(json!({"ignored": format!(
+                        "alarm {} names target group {}, which autoheal is not configured to heal (AUTOHEAL_TARGET_GROUP_ARNS / AUTOHEAL_TARGET_GROUP_TAG)",
+                        alarm.as_deref().unwrap_or("(unnamed)"),
+                        refused.iter().map(|g| g.name()).collect::<Vec<_>>().join(", ")
+                    )}));
+                }
+                ok
+            }
+        }
+    } else {
+        groups
+    };
     // A manual start may name one instance of the group (`autoheal start --instance`).
     let only = match event.get("instance_id") {
         None | Some(Value::Null) => None,
@@ -424,5 +461,31 @@ mod tests {
             .expect_err("not an instance id");
         assert_eq!(e.name, "InvalidInput");
         assert!(e.cause.starts_with("instance_id:"), "{}", e.cause);
+    }
+
+    #[tokio::test]
+    async fn an_alarm_for_a_group_autoheal_does_not_watch_is_ignored_with_the_reason() {
+        let w = Fake::default();
+        let cfg = TriggerConfig {
+            target_groups: vec![
+                TargetGroupArn::parse(
+                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/0123456789abcdef",
+                )
+                .expect("arn"),
+            ],
+            ..TriggerConfig::default()
+        };
+        let a = alarm_event(
+            "ALARM",
+            json!({"TargetGroup": "targetgroup/web/0123456789abcdef", "LoadBalancer": "app/lb/1"}),
+        );
+        let out = trigger(&w, &cfg, a).await.expect("handled");
+        assert!(
+            out["ignored"]
+                .as_str()
+                .is_some_and(|r| r.contains("web, which autoheal is not configured to heal")),
+            "{out}"
+        );
+        assert!(w.names.lock().map(|n| n.is_empty()).unwrap_or(false));
     }
 }
