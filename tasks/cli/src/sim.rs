@@ -480,6 +480,22 @@ pub fn demo_cmd(a: &DemoArgs) -> Result<Output, CliError> {
         f["diagnosed"],
         f["max_state_transitions_per_restart"]
     );
+    // Heals that waited for a person, and how the (simulated) operator answered.
+    for r in &runs {
+        for i in &r.autoheal.incidents {
+            if let Some(answer) = i.reason.as_deref().and_then(|x| {
+                x.find("; approved")
+                    .or_else(|| x.find("; not approved"))
+                    .map(|at| &x[at + 2..])
+            }) {
+                let _ = writeln!(
+                    out,
+                    "approval: {} {} on {} waited for a person: {answer} (outcome {})",
+                    r.scenario.name, i.action, i.instance, i.outcome
+                );
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "report: {}   incidents: {} ({stored} stored)   {:.1} s",

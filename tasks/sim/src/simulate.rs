@@ -848,17 +848,25 @@ fn score(
                         .and_then(|a| a.rsplit(':').next())
                         .map(str::to_owned),
                     // The decision's reason, and what the person asked answered.
-                    reason: rec.decision.as_ref().map(|d| {
-                        match rec.steps.iter().find(|st| st.name == "approval") {
-                            Some(a) => format!(
-                                "{}; {} after {} s",
-                                d.reason,
-                                a.detail,
-                                a.at.seconds_since(rec.incident.detected_at)
-                            ),
-                            None => d.reason.clone(),
-                        }
-                    }),
+                    reason: rec
+                        .decision
+                        .as_ref()
+                        .map(
+                            |d| match rec.steps.iter().find(|st| st.name == "approval") {
+                                Some(a) => format!(
+                                    "{}; {} after {} s",
+                                    d.reason,
+                                    a.detail,
+                                    a.at.seconds_since(rec.incident.detected_at)
+                                ),
+                                None => d.reason.clone(),
+                            },
+                        )
+                        .map(|reason| match &rec.failure {
+                            // A failed incident says why it failed.
+                            Some(f) => format!("{reason}; failed: {f}"),
+                            None => reason,
+                        }),
                 });
             }
         }
