@@ -84,16 +84,12 @@ impl Source {
     fn list(&self, q: &IncidentQuery) -> Result<Vec<IncidentRecord>, CliError> {
         match self {
             Source::Store(p) => {
-                let all = open(p)?.incidents().map_err(|e| CliError(e.to_string()))?;
-                Ok(all
-                    .into_iter()
-                    .filter(|r| {
-                        q.instance
-                            .as_ref()
-                            .is_none_or(|i| &r.incident.instance == i)
-                    })
-                    .filter(|r| q.since.is_none_or(|t| r.incident.detected_at >= t))
-                    .collect())
+                let mut all = open(p)?.query(q).map_err(|e| CliError(e.to_string()))?;
+                all.sort_by(|a, b| {
+                    (a.incident.detected_at, &a.incident.id)
+                        .cmp(&(b.incident.detected_at, &b.incident.id))
+                });
+                Ok(all)
             }
             Source::Table(t) => table_list(t, q),
         }

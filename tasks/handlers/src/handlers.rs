@@ -249,23 +249,8 @@ async fn first_try(w: &impl World, i: &TargetIn, action: Action) -> Result<bool,
     }) {
         return Ok(false);
     }
-    let mut record = existing.unwrap_or_else(|| IncidentRecord {
-        incident: Incident {
-            id: i.target.incident_id.clone(),
-            target_group: i.target_group.arn.clone(),
-            instance: i.target.instance.clone(),
-            asg: i.target.asg.clone(),
-            detected_at: i.target.detected_at.unwrap_or(now),
-            tags: BTreeMap::new(),
-            launched_at: None,
-        },
-        status: IncidentStatus::Open,
-        diagnosis: None,
-        decision: None,
-        steps: Vec::new(),
-        failure: None,
-        execution_arn: None,
-        updated_at: now,
+    let mut record = existing.unwrap_or_else(|| {
+        new_open_record(&i.target.incident_id, &i.target_group.arn, &i.target, now)
     });
     record.steps.push(Step {
         name: "started".to_owned(),
@@ -785,24 +770,39 @@ async fn open_record(
             ..r
         },
         None => IncidentRecord {
-            incident: Incident {
-                id: c.incident_id.clone(),
-                target_group: c.target_group.arn.clone(),
-                instance: c.target.instance.clone(),
-                asg: c.target.asg.clone(),
-                detected_at: c.target.detected_at.unwrap_or(now),
-                tags: BTreeMap::new(),
-                launched_at: None,
-            },
-            status: IncidentStatus::Open,
             diagnosis: c.diagnosis.clone(),
             decision: c.decision.clone(),
-            steps: Vec::new(),
-            failure: None,
             execution_arn: c.execution_arn.clone(),
-            updated_at: now,
+            ..new_open_record(&c.incident_id, &c.target_group.arn, &c.target, now)
         },
     })
+}
+
+/// A new, open record of the incident of `target` (nothing found or decided yet).
+fn new_open_record(
+    id: &IncidentId,
+    tg: &TargetGroupArn,
+    target: &Target,
+    now: Timestamp,
+) -> IncidentRecord {
+    IncidentRecord {
+        incident: Incident {
+            id: id.clone(),
+            target_group: tg.clone(),
+            instance: target.instance.clone(),
+            asg: target.asg.clone(),
+            detected_at: target.detected_at.unwrap_or(now),
+            tags: BTreeMap::new(),
+            launched_at: None,
+        },
+        status: IncidentStatus::Open,
+        diagnosis: None,
+        decision: None,
+        steps: Vec::new(),
+        failure: None,
+        execution_arn: None,
+        updated_at: now,
+    }
 }
 
 /// Adds the steps not yet there (a diagnosis carried through an escalation is one step). The

@@ -370,7 +370,8 @@ impl DiskStore {
         })
     }
 
-    fn list(&self, q: &IncidentQuery) -> PortResult<Vec<IncidentRecord>> {
+    /// The incidents a query selects (by instance, since, limit), by id.
+    pub fn query(&self, q: &IncidentQuery) -> PortResult<Vec<IncidentRecord>> {
         let all: Vec<IncidentRecord> = self.scan_all(INCIDENTS)?;
         Ok(all
             .into_iter()
@@ -473,7 +474,7 @@ impl IncidentStore for DiskStore {
         self.lookup(INCIDENTS, id.as_str())
     }
     async fn list_incidents(&self, q: &IncidentQuery) -> PortResult<Vec<IncidentRecord>> {
-        self.list(q)
+        self.query(q)
     }
     async fn acquire_lease(
         &self,
