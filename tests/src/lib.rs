@@ -419,3 +419,26 @@ pub fn incident_waves(waves: u64) -> Result<autoheal_sim::Scenario, Box<dyn std:
     .to_string();
     Ok(autoheal_sim::Scenario::parse("bench-10k-incidents", &text)?)
 }
+
+/// `groups` target groups of `targets` healthy targets, no faults, one schedule run at 300 s: a
+/// fleet scan (`make bench`).
+pub fn fleet_scan_scenario(
+    groups: usize,
+    targets: u32,
+) -> Result<autoheal_sim::Scenario, Box<dyn std::error::Error>> {
+    let tgs: Vec<Value> = (0..groups)
+        .map(|g| {
+            json!({"name": format!("s{g:04}"), "lb": "alb", "protocol": "HTTP",
+                   "asg": format!("s{g:04}-asg"), "instances": targets})
+        })
+        .collect();
+    let text = json!({
+        "name": "bench-fleet-scan",
+        "duration_s": 540,
+        "timings": {"schedule_s": 300},
+        "fleet": {"target_groups": tgs},
+        "policy": {"approval_required_for": []},
+    })
+    .to_string();
+    Ok(autoheal_sim::Scenario::parse("bench-fleet-scan", &text)?)
+}

@@ -1273,6 +1273,7 @@ mod tests {
             summary: summary(mttr),
             executions,
             notifications: Vec::new(),
+            elb_api: Default::default(),
             groups,
             timeline: vec![
                 Sample {

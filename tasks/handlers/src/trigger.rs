@@ -24,6 +24,25 @@ pub struct TriggerConfig {
     pub tag: Option<(String, String)>,
     /// `AUTOHEAL_POLICY`: the policy every execution gets.
     pub policy: Value,
+    /// `AUTOHEAL_SCAN_RATE_PER_S`: how many groups a schedule run starts scanning per second
+    /// (default [`DEFAULT_SCAN_RATE_PER_S`]). Each scan calls DescribeTargetGroups and
+    /// DescribeTargetHealth, whose account-wide rate limit all groups share: the executions
+    /// start at once, but each waits its turn (`trigger.delay_s`) before it detects.
+    pub scan_rate_per_s: Option<f64>,
+}
+
+/// Groups per second a schedule run scans: two Describe calls each stay under ELB's sustained
+/// Describe rate (10 per second) with room for the alarms' runs.
+pub const DEFAULT_SCAN_RATE_PER_S: f64 = 4.0;
+
+/// The wait of the `index`-th group of a schedule run, in whole seconds.
+pub fn scan_delay_s(index: usize, rate_per_s: f64) -> u64 {
+    let rate = if rate_per_s.is_finite() && rate_per_s > 0.0 {
+        rate_per_s
+    } else {
+        DEFAULT_SCAN_RATE_PER_S
+    };
+    (index as f64 / rate).floor() as u64
 }
 
 impl TriggerConfig {
@@ -58,10 +77,24 @@ impl TriggerConfig {
                 TaskError::invalid_input(format!("AUTOHEAL_POLICY is not JSON: {e}"))
             })?,
         };
+        let scan_rate_per_s = match var("AUTOHEAL_SCAN_RATE_PER_S") {
+            r if r.is_empty() => None,
+            r => Some(
+                r.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| {
+                        TaskError::invalid_input(format!(
+                            "AUTOHEAL_SCAN_RATE_PER_S {r:?} is not a positive number of groups per second, e.g. 4"
+                        ))
+                    })?,
+            ),
+        };
         Ok(TriggerConfig {
             target_groups,
             tag,
             policy,
+            scan_rate_per_s,
         })
     }
 }
@@ -263,11 +296,15 @@ where
     };
     let mut started = Vec::new();
     let mut running = Vec::new();
-    for tg in groups {
+    let rate = cfg.scan_rate_per_s.unwrap_or(DEFAULT_SCAN_RATE_PER_S);
+    for (index, tg) in groups.into_iter().enumerate() {
         let name = execution_name(&tg, at);
         let id = IncidentId::parse(name.clone())
             .map_err(|e| TaskError::invalid_input(format!("execution name {name}: {e}")))?;
         let mut trig = json!({"source": source, "at": at.to_rfc3339()});
+        if source == "schedule" {
+            trig["delay_s"] = json!(scan_delay_s(index, rate));
+        }
         if let (Some(a), Some(o)) = (&alarm, trig.as_object_mut()) {
             o.insert("alarm_name".into(), json!(a));
         }
@@ -414,6 +451,7 @@ mod tests {
             target_groups: vec![TargetGroupArn::parse(TG).expect("arn")],
             tag: None,
             policy: json!({"dry_run": true}),
+            scan_rate_per_s: None,
         };
         let a = alarm_event(
             "ALARM",
@@ -487,5 +525,19 @@ mod tests {
             "{out}"
         );
         assert!(w.names.lock().map(|n| n.is_empty()).unwrap_or(false));
+    }
+
+    #[test]
+    fn a_schedule_run_spreads_its_groups_at_the_scan_rate() {
+        assert_eq!(
+            (0..9).map(|i| scan_delay_s(i, 4.0)).collect::<Vec<_>>(),
+            [0, 0, 0, 0, 1, 1, 1, 1, 2]
+        );
+        assert_eq!(scan_delay_s(999, 4.0), 249);
+        assert_eq!(
+            scan_delay_s(10, 0.0),
+            2,
+            "a bad rate falls back to the default"
+        );
     }
 }

@@ -7,8 +7,10 @@
 //! faults, health checks on the interval grid, restarts, reboots, launches, draining). No fault
 //! kind ever crosses a port: hosts answer with raw outputs ([`crate::host`]).
 
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use autoheal_core::error::PortError;
 use autoheal_core::health::{Anomaly, AnomalyResult, HealthState, ReasonCode, TargetHealth};
@@ -132,6 +134,39 @@ impl Call {
     }
 }
 
+/// ELB's Describe API as a fleet scan meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ElbApi {
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    /// Token bucket size.
+    pub burst: u32,
+    /// Tokens per second.
+    pub per_s: f64,
+}
+
+/// Calls the ELB API model counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ElbApiCounts {
+    pub describe_target_groups: u64,
+    pub describe_target_health: u64,
+    pub throttled_attempts: u64,
+    /// Calls that failed with `Throttled` after the SDK's attempts.
+    pub throttle_failures: u64,
+    pub max_in_flight: u64,
+    #[serde(skip)]
+    in_flight: u64,
+}
+
+#[derive(Debug)]
+struct ElbApiState {
+    api: ElbApi,
+    dice: crate::chaos::Dice,
+    /// Tokens, and the scenario second they were counted at.
+    bucket: Mutex<(f64, f64)>,
+    counts: Mutex<ElbApiCounts>,
+}
+
 /// When a scenario fault reached which host (ground truth for scoring).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultHit {
@@ -190,6 +225,8 @@ pub struct Region {
     outages: Vec<crate::scenario::Outage>,
     /// Chaos: the dice and the probability that a call attempt is throttled.
     chaos: Option<(std::sync::Arc<crate::chaos::Dice>, f64)>,
+    /// ELB's Describe API as a fleet scan meets it: latency and a rate limit.
+    elb_api: Option<ElbApiState>,
     pub store: MemoryStore,
     start: tokio::time::Instant,
     epoch: i64,
@@ -602,6 +639,7 @@ impl Region {
             state: Mutex::new(st),
             outages: s.outages.clone(),
             chaos: None,
+            elb_api: None,
             store,
             start: tokio::time::Instant::now(),
             epoch: 1_800_000_000,
@@ -610,6 +648,84 @@ impl Region {
 
     /// A call to `service`: an error while one of the scenario's outages of it lasts (as AWS
     /// answers 503 Service Unavailable; the error is `AwsServiceError`, retryable).
+    /// ELB's Describe calls (DescribeTargetGroups, DescribeTargetHealth) take `latency_ms` and
+    /// share a token bucket of `burst` refilled at `per_s`; an attempt that finds it empty is
+    /// throttled and the SDK retries it (3 attempts, full-jitter backoff from 1 s).
+    pub fn with_elb_api(mut self, api: ElbApi, seed: u64) -> Region {
+        self.elb_api = Some(ElbApiState {
+            api,
+            dice: crate::chaos::Dice::new(seed),
+            bucket: Mutex::new((f64::from(api.burst), 0.0)),
+            counts: Mutex::new(ElbApiCounts::default()),
+        });
+        self
+    }
+
+    /// What the ELB API model saw.
+    pub fn elb_api_counts(&self) -> ElbApiCounts {
+        self.elb_api
+            .as_ref()
+            .and_then(|e| e.counts.lock().ok().map(|c| *c))
+            .unwrap_or_default()
+    }
+
+    /// One Describe call under the ELB API model.
+    async fn elb_describe(&self, describe_target_health: bool) -> Result<(), PortError> {
+        let Some(e) = &self.elb_api else {
+            return Ok(());
+        };
+        let count = |f: &dyn Fn(&mut ElbApiCounts)| {
+            if let Ok(mut c) = e.counts.lock() {
+                f(&mut c);
+            }
+        };
+        count(&|c| {
+            c.in_flight += 1;
+            c.max_in_flight = c.max_in_flight.max(c.in_flight);
+        });
+        let mut backoff_s = 1.0;
+        for _ in 0..crate::chaos::SDK_ATTEMPTS {
+            let span = e.api.latency_max_ms.saturating_sub(e.api.latency_min_ms);
+            let ms = e.api.latency_min_ms + (e.dice.roll() * span as f64) as u64;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let now = self.start.elapsed().as_secs_f64();
+            let taken = e.bucket.lock().is_ok_and(|mut b| {
+                let (tokens, last) = *b;
+                let tokens = (tokens + (now - last) * e.api.per_s).min(f64::from(e.api.burst));
+                if tokens >= 1.0 {
+                    *b = (tokens - 1.0, now);
+                    true
+                } else {
+                    *b = (tokens, now);
+                    false
+                }
+            });
+            if taken {
+                count(&|c| {
+                    c.in_flight -= 1;
+                    if describe_target_health {
+                        c.describe_target_health += 1;
+                    } else {
+                        c.describe_target_groups += 1;
+                    }
+                });
+                return Ok(());
+            }
+            count(&|c| c.throttled_attempts += 1);
+            tokio::time::sleep(Duration::from_secs_f64(e.dice.roll() * backoff_s)).await;
+            backoff_s = (backoff_s * 2.0).min(20.0);
+        }
+        count(&|c| {
+            c.in_flight -= 1;
+            c.throttle_failures += 1;
+        });
+        Err(PortError::Throttled {
+            service: "elasticloadbalancing",
+            message: "Rate exceeded".to_owned(),
+            source: None,
+        })
+    }
+
     /// Throttles every call attempt with this probability (the SDK retries each call up to
     /// [`crate::chaos::SDK_ATTEMPTS`] times), counting on `dice`.
     pub fn with_throttling(mut self, dice: std::sync::Arc<crate::chaos::Dice>, p: f64) -> Region {
@@ -773,6 +889,7 @@ impl Region {
 impl TargetGroupCatalog for Region {
     async fn target_groups(&self, sel: &TargetGroupSelector) -> PortResult<Vec<TargetGroupInfo>> {
         self.available(crate::scenario::ApiService::Elasticloadbalancing)?;
+        self.elb_describe(false).await?;
         self.with(|s| {
             Ok(s.groups
                 .iter()
@@ -800,6 +917,7 @@ impl TargetGroupCatalog for Region {
 impl TargetHealthSource for Region {
     async fn describe_target_health(&self, tg: &TargetGroupArn) -> PortResult<Vec<TargetHealth>> {
         self.available(crate::scenario::ApiService::Elasticloadbalancing)?;
+        self.elb_describe(true).await?;
         self.with(|s| {
             let g = s.group(tg, "")?;
             // ALB's anomaly detection compares each target with the rest of its group: a target
@@ -1230,7 +1348,16 @@ impl IncidentStore for Region {
     }
     async fn release_lease(&self, i: &InstanceId, h: &autoheal_core::IncidentId) -> PortResult<()> {
         self.throttled("dynamodb")?;
-        self.store.release_lease(i, h).await
+        let held = self
+            .store
+            .leases()
+            .iter()
+            .any(|l| &l.instance == i && &l.holder == h);
+        self.store.release_lease(i, h).await?;
+        if held {
+            self.store.released_at(i, h, self.now());
+        }
+        Ok(())
     }
     async fn active_leases(&self, ids: &[InstanceId], now: Timestamp) -> PortResult<Vec<Lease>> {
         self.throttled("dynamodb")?;

@@ -74,6 +74,10 @@ pub struct SimOptions {
     pub keep_histories: bool,
     /// Throttling, task crashes, duplicate triggers, instances vanishing ([`crate::chaos`]).
     pub chaos: Chaos,
+    /// ELB's Describe API with latency and a rate limit (a fleet scan's bottleneck).
+    pub elb_api: Option<crate::region::ElbApi>,
+    /// Groups per second a schedule run scans (the trigger's `AUTOHEAL_SCAN_RATE_PER_S`).
+    pub scan_rate_per_s: f64,
 }
 
 impl Default for SimOptions {
@@ -86,6 +90,8 @@ impl Default for SimOptions {
             max_history_events: 5_000_000,
             keep_histories: true,
             chaos: Chaos::default(),
+            elb_api: None,
+            scan_rate_per_s: autoheal_handlers::trigger::DEFAULT_SCAN_RATE_PER_S,
         }
     }
 }
@@ -235,6 +241,9 @@ pub struct Simulation {
     /// Every notification the executions sent, in order.
     #[serde(skip)]
     pub notifications: Vec<autoheal_core::ports::Notification>,
+    /// What the ELB API model counted (zeros without one).
+    #[serde(skip)]
+    pub elb_api: crate::region::ElbApiCounts,
     /// Seconds the run covered (the scenario and the time its executions took to finish).
     pub ended_at_s: u64,
 }
@@ -291,6 +300,9 @@ async fn run(
     let mut region = Region::new(s).map_err(|e| SimError::Invalid(e.to_string()))?;
     if opts.chaos.throttle > 0.0 {
         region = region.with_throttling(std::sync::Arc::clone(&dice), opts.chaos.throttle);
+    }
+    if let Some(api) = opts.elb_api {
+        region = region.with_elb_api(api, s.seed);
     }
     let region = Rc::new(region);
     let sm = Rc::new(sm.clone());
@@ -416,9 +428,18 @@ async fn run(
                         dedup += 1;
                         continue;
                     }
+                    let mut trigger =
+                        json!({"source": source, "at": region_time(&region, t).to_rfc3339()});
+                    if source == "schedule" {
+                        // As the trigger does: each group of a schedule run waits its turn.
+                        trigger["delay_s"] = json!(autoheal_handlers::trigger::scan_delay_s(
+                            g,
+                            opts.scan_rate_per_s
+                        ));
+                    }
                     let input = json!({
                         "scope": {"target_group_arn": arns[g]},
-                        "trigger": {"source": source, "at": region_time(&region, t).to_rfc3339()},
+                        "trigger": trigger,
                         "policy": policy_json,
                     });
                     // Chaos: the same start N more times at once. The alarm and the schedule
@@ -1089,7 +1110,14 @@ fn score(
         heals_during_fleet_faults: heals_in_fleet,
         capacity_lost_target_s: lost,
         min_healthy_ratio: (min_ratio * 1000.0).round() / 1000.0,
-        blast_radius_violations: blast_radius(policy, global, s, &calls, &records, epoch),
+        blast_radius_violations: blast_radius(
+            policy,
+            global,
+            s,
+            &calls,
+            &region.store.lease_log(),
+            epoch,
+        ),
         state_transitions: restart_runs,
         executions: u32::try_from(r.runs.len()).unwrap_or(u32::MAX),
         starts_deduplicated: r.dedup,
@@ -1125,6 +1153,7 @@ fn score(
         timeline: r.timeline,
         records,
         notifications: region.store.notifications(),
+        elb_api: region.elb_api_counts(),
         ended_at_s: r.ended_at_s,
     }
 }
@@ -1207,7 +1236,12 @@ fn blast_radius(
     global: &GlobalPolicy,
     s: &Scenario,
     calls: &[Call],
-    records: &[IncidentRecord],
+    leases: &[(
+        autoheal_core::InstanceId,
+        autoheal_core::IncidentId,
+        autoheal_core::Timestamp,
+        autoheal_core::Timestamp,
+    )],
     epoch: i64,
 ) -> u32 {
     let secs = |ts: autoheal_core::Timestamp| u64::try_from(ts.0 - epoch).unwrap_or(0);
@@ -1221,19 +1255,20 @@ fn blast_radius(
     }
     // (group, instance, from, to)
     let windows: Vec<(usize, String, u64, u64)> = match policy {
-        PolicyKind::Autoheal => records
+        // A heal is in flight while its lease is held: from the lease's first host-changing or
+        // deregistering call to its release (or expiry).
+        PolicyKind::Autoheal => leases
             .iter()
-            .filter_map(|rec| {
-                let from = secs(rec.incident.detected_at);
-                let to = secs(rec.updated_at);
-                let mine = calls_of.get(&rec.incident.instance)?;
+            .filter_map(|(instance, _, from, to)| {
+                let (from, to) = (secs(*from), secs(*to));
+                let mine = calls_of.get(instance)?;
                 let first = mine
                     .iter()
                     .filter(|c| c.at_s >= from && c.at_s <= to)
                     .map(|c| c.at_s)
                     .min()?;
                 let g = mine.first().map(|c| c.group)?;
-                Some((g, rec.incident.instance.to_string(), first, to))
+                Some((g, instance.to_string(), first, to))
             })
             .collect(),
         PolicyKind::AsgReplace => {

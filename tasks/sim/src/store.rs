@@ -26,6 +26,8 @@ struct Tables {
     notifications: Vec<Notification>,
     /// Every incident that ever took a lease (what must end recorded).
     holders: std::collections::BTreeSet<IncidentId>,
+    /// Every lease held: instance, holder, taken, released (or its expiry when never released).
+    lease_log: Vec<(InstanceId, IncidentId, Timestamp, Timestamp)>,
 }
 
 /// The store and notifier of a simulated (or test) world.
@@ -64,6 +66,25 @@ impl MemoryStore {
     pub fn leases(&self) -> Vec<Lease> {
         self.with(|t| t.leases.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Records when a lease was released (the simulated region knows the time).
+    pub fn released_at(&self, i: &InstanceId, holder: &IncidentId, now: Timestamp) {
+        let _ = self.with(|t| {
+            if let Some(e) = t
+                .lease_log
+                .iter_mut()
+                .rev()
+                .find(|e| &e.0 == i && &e.1 == holder)
+            {
+                e.3 = e.3.min(now);
+            }
+        });
+    }
+
+    /// Every lease held: instance, holder, taken, released or expired.
+    pub fn lease_log(&self) -> Vec<(InstanceId, IncidentId, Timestamp, Timestamp)> {
+        self.with(|t| t.lease_log.clone()).unwrap_or_default()
     }
 
     /// Every incident that ever took a lease.
@@ -138,8 +159,23 @@ impl IncidentStore for MemoryStore {
                 holder: holder.clone(),
                 expires_at: now.plus_secs(ttl_s),
             };
+            let renewed = t
+                .leases
+                .get(i)
+                .is_some_and(|l| &l.holder == holder && l.expires_at > now);
             t.leases.insert(i.clone(), lease.clone());
             t.holders.insert(holder.clone());
+            match t
+                .lease_log
+                .iter_mut()
+                .rev()
+                .find(|e| &e.0 == i && &e.1 == holder)
+            {
+                Some(e) if renewed => e.3 = lease.expires_at,
+                _ => t
+                    .lease_log
+                    .push((i.clone(), holder.clone(), now, lease.expires_at)),
+            }
             Ok(lease)
         })?
     }

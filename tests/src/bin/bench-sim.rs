@@ -108,6 +108,86 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         secs
     );
 
+    // Fleet scan (issue 8): 1,000 target groups × 20 targets, one schedule run, against ELB's
+    // Describe API with 20–80 ms latency and a 40-call burst refilled at 10 per second.
+    let scan = autoheal_tests::fleet_scan_scenario(1000, 20)?;
+    let api = autoheal_sim::region::ElbApi {
+        latency_min_ms: 20,
+        latency_max_ms: 80,
+        burst: 40,
+        per_s: 10.0,
+    };
+    let mut scans = serde_json::Map::new();
+    for (label, rate) in [
+        (
+            "staggered",
+            autoheal_handlers::trigger::DEFAULT_SCAN_RATE_PER_S,
+        ),
+        ("all_at_once", 1e9),
+    ] {
+        let o = SimOptions {
+            elb_api: Some(api),
+            scan_rate_per_s: rate,
+            ..opts.clone()
+        };
+        let t = Instant::now();
+        let r = simulate(&scan, &sm, PolicyKind::Autoheal, &o)?;
+        let secs = t.elapsed().as_secs_f64();
+        let scanned = r
+            .executions
+            .iter()
+            .filter(|e| e.trigger == "schedule")
+            .count();
+        let failed = r
+            .executions
+            .iter()
+            .filter(|e| e.trigger == "schedule" && e.status != "SUCCEEDED")
+            .count();
+        let last = r.executions.iter().map(|e| e.ended_at_s).max().unwrap_or(0);
+        let first = r
+            .executions
+            .iter()
+            .map(|e| e.started_at_s)
+            .min()
+            .unwrap_or(0);
+        let c = r.elb_api;
+        println!(
+            "{:<66} {:>10.2} s",
+            format!(
+                "fleet scan 1000×20, {label}: {scanned} groups in {} s (virtual), {} DescribeTargetHealth, {} throttled attempts, {} throttling failures, {failed} failed",
+                last - first,
+                c.describe_target_health,
+                c.throttled_attempts,
+                c.throttle_failures
+            ),
+            secs
+        );
+        scans.insert(
+            label.into(),
+            json!({
+                "scan_rate_groups_per_s": if rate > 1e6 { Value::Null } else { json!(rate) },
+                "groups_scanned": scanned,
+                "scan_virtual_s": last - first,
+                "describe_target_health": c.describe_target_health,
+                "describe_target_groups": c.describe_target_groups,
+                "throttled_attempts": c.throttled_attempts,
+                "throttling_failures": c.throttle_failures,
+                "max_calls_in_flight": c.max_in_flight,
+                "failed_scans": failed,
+                "wall_s": (secs * 100.0).round() / 100.0,
+            }),
+        );
+    }
+    scans.insert(
+        "elb_api".into(),
+        json!({"latency_ms": [20, 80], "burst": 40, "per_s": 10, "sdk_attempts": 3}),
+    );
+    scans.insert(
+        "goal".into(),
+        json!("one DescribeTargetHealth per group (20 targets: one page), bounded concurrency, 0 throttling failures"),
+    );
+    section.insert("fleet_scan".into(), Value::Object(scans));
+
     let t = Instant::now();
     let mut per_scenario = serde_json::Map::new();
     for sc in Scenario::builtin()? {
