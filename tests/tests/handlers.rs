@@ -330,3 +330,44 @@ fn a_handler_given_the_wrong_input_names_the_field_and_the_stable_error() {
         assert!(autoheal_core::ERROR_NAMES.contains(&e.name));
     });
 }
+
+/// The Powertools idempotency bug as a test case: there, a record left IN_PROGRESS by a Lambda
+/// that died blocked every retry for good. Here an execution dies holding an instance's lease:
+/// another execution of the same incident and a later incident find it held, and once the lease
+/// TTL has passed the next incident takes it over. No holder blocks an instance for longer.
+#[test]
+fn a_holder_that_died_blocks_its_instance_only_until_its_lease_expires() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let world = MemoryWorld::new(group(vec![Host::healthy()], 3));
+        let cfg = Config::default();
+        let instance = iid(0);
+        let acquire = |incident: &str, execution: &str| {
+            json!({"operation": "acquire", "incident_id": incident, "instance": instance,
+                   "execution": execution})
+        };
+        let exec =
+            |n: u32| format!("arn:aws:states:us-east-1:123456789012:execution:autoheal:web-{n}");
+        autoheal_handlers::lease(&world, &cfg, acquire("web-incident-1", &exec(1)))
+            .await
+            .expect("the first execution takes the lease, then dies");
+        // Retried by the same execution (a redrive): its own lease, taken again.
+        autoheal_handlers::lease(&world, &cfg, acquire("web-incident-1", &exec(1)))
+            .await
+            .expect("a holder takes its own lease again");
+        for (incident, n) in [("web-incident-1", 2), ("web-incident-2", 3)] {
+            let e = autoheal_handlers::lease(&world, &cfg, acquire(incident, &exec(n)))
+                .await
+                .expect_err("held by the dead execution");
+            assert_eq!(e.name, "LeaseHeld", "{e}");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(cfg.lease_ttl_s + 1)).await;
+        autoheal_handlers::lease(&world, &cfg, acquire("web-incident-3", &exec(4)))
+            .await
+            .expect("past the TTL the next incident takes the lease over");
+    });
+}
