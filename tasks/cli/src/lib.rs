@@ -678,19 +678,7 @@ pub fn diagnose_cmd(a: &DiagnoseArgs) -> Result<Output, CliError> {
             out.push_str(&format!("output      rejected: {err}\n"));
         }
         for e in &d.evidence {
-            let actual = e
-                .actual
-                .as_ref()
-                .map_or_else(|| "not observed".to_owned(), ToString::to_string);
-            let expected = e
-                .expected
-                .as_ref()
-                .map(|v| format!(" {v}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "evidence    {} {}{expected} (actual: {actual})\n",
-                e.fact, e.test
-            ));
+            out.push_str(&format!("evidence    {e}\n"));
         }
         for c in &d.candidates {
             out.push_str(&format!(

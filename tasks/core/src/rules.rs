@@ -353,6 +353,20 @@ pub struct Evidence {
     pub actual: Option<FactValue>,
 }
 
+/// `fact test expected (actual: value)`, as the CLI and the notifications show it.
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.fact, self.test)?;
+        if let Some(v) = &self.expected {
+            write!(f, " {v}")?;
+        }
+        match &self.actual {
+            Some(a) => write!(f, " (actual: {a})"),
+            None => write!(f, " (actual: not observed)"),
+        }
+    }
+}
+
 /// Another rule that matched but did not win.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {

@@ -918,19 +918,7 @@ fn duration(secs: u64) -> String {
 
 /// One evidence item as a line: `fact test expected (actual: value)`.
 fn evidence_line(e: &Evidence) -> String {
-    let actual = e
-        .actual
-        .as_ref()
-        .map_or_else(|| "not observed".to_owned(), ToString::to_string);
-    let expected = e
-        .expected
-        .as_ref()
-        .map(|v| format!(" {v}"))
-        .unwrap_or_default();
-    one_line(&format!(
-        "{} {}{expected} (actual: {actual})",
-        e.fact, e.test
-    ))
+    one_line(&e.to_string())
 }
 
 /// Control characters (line breaks included) and bidirectional overrides become spaces.
