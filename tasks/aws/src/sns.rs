@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 
 use autoheal_core::error::PortError;
-use autoheal_core::ports::{Notification, Notifier, PortResult, Severity};
+use autoheal_core::ports::{Notification, Notifier, PortResult};
+use autoheal_handlers::summary::{Summary, sns_attributes};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::Aws;
@@ -39,8 +40,8 @@ impl Notifier for Aws {
     async fn notify(&self, notification: &Notification) -> PortResult<()> {
         // Slack and Teams first, best effort: a failed webhook is a log line, never a failed
         // notification (and never a failed heal).
+        let summary = Summary::from_notification(notification);
         if let Some(channels) = &self.webhooks {
-            let summary = autoheal_handlers::summary::Summary::from_notification(notification);
             for d in channels.send(&summary).await {
                 if !d.delivered {
                     eprintln!(
@@ -63,7 +64,7 @@ impl Notifier for Aws {
             .subject(subject(&notification.subject))
             .message_structure("json")
             .message(body);
-        for (name, value) in attributes(notification, omitted)? {
+        for (name, value) in attributes(&summary, omitted)? {
             req = req.message_attributes(name, value);
         }
         req.send()
@@ -113,7 +114,7 @@ pub fn message(n: &Notification, max_bytes: usize) -> PortResult<(String, usize)
     };
     let mut trimmed = n.clone();
     loop {
-        let summary = autoheal_handlers::summary::Summary::from_notification(&trimmed);
+        let summary = Summary::from_notification(&trimmed);
         let text = autoheal_handlers::summary::text(&summary);
         let json = serde_json::to_string(&trimmed).map_err(encode_err)?;
         let mut body = serde_json::Map::new();
@@ -138,39 +139,16 @@ pub fn for_protocol(body: &str, protocol: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-/// The message attributes of a notification.
+/// The message attributes: the summary's (`autoheal_handlers::summary::sns_attributes`:
+/// severity, target group, action, outcome, incidents) and `incidents_omitted` when the message
+/// had to leave some out.
 pub fn attributes(
-    n: &Notification,
+    summary: &Summary,
     omitted: usize,
 ) -> PortResult<HashMap<String, MessageAttributeValue>> {
     let mut attrs = HashMap::new();
-    attrs.insert(
-        "severity".to_owned(),
-        attribute("String", severity_name(n.severity))?,
-    );
-    attrs.insert(
-        "target_group".to_owned(),
-        attribute("String", n.target_group.as_str())?,
-    );
-    attrs.insert(
-        "incidents".to_owned(),
-        attribute("Number", &n.incidents.len().to_string())?,
-    );
-    // `action` and `outcome` (String.Array): what filter policies select on, from the summary
-    // Slack and Teams render too.
-    let summary = autoheal_handlers::summary::Summary::from_notification(n);
-    for (name, data_type, value) in autoheal_handlers::summary::sns_attributes(&summary) {
-        if name == "action" || name == "outcome" {
-            attrs.insert(name, attribute(data_type, &value)?);
-        }
+    for (name, data_type, value) in sns_attributes(summary) {
+        attrs.insert(name, attribute(data_type, &value)?);
     }
     if omitted > 0 {
         attrs.insert(
@@ -233,7 +211,7 @@ mod tests {
     fn notification(incidents: Vec<IncidentRecord>) -> Notification {
         Notification {
             subject: "autoheal: web".to_owned(),
-            severity: Severity::Warning,
+            severity: autoheal_core::ports::Severity::Warning,
             target_group: tg(),
             incidents,
             held_back: vec![],
@@ -289,14 +267,14 @@ mod tests {
     #[test]
     fn attributes_carry_severity_target_group_and_counts() {
         let n = notification(vec![record(1, "a"), record(2, "b")]);
-        let a = attributes(&n, 0).expect("builds");
+        let a = attributes(&Summary::from_notification(&n), 0).expect("builds");
         assert_eq!(a["severity"].string_value(), Some("warning"));
         assert_eq!(a["severity"].data_type(), "String");
         assert_eq!(a["target_group"].string_value(), Some(tg().as_str()));
         assert_eq!(a["incidents"].data_type(), "Number");
         assert_eq!(a["incidents"].string_value(), Some("2"));
         assert!(!a.contains_key("incidents_omitted"));
-        let a = attributes(&n, 1).expect("builds");
+        let a = attributes(&Summary::from_notification(&n), 1).expect("builds");
         assert_eq!(a["incidents_omitted"].string_value(), Some("1"));
     }
 }

@@ -85,10 +85,7 @@ impl Source {
         match self {
             Source::Store(p) => {
                 let mut all = open(p)?.query(q).map_err(|e| CliError(e.to_string()))?;
-                all.sort_by(|a, b| {
-                    (a.incident.detected_at, &a.incident.id)
-                        .cmp(&(b.incident.detected_at, &b.incident.id))
-                });
+                autoheal_core::incident::sort_by_detection(&mut all);
                 Ok(all)
             }
             Source::Table(t) => table_list(t, q),
@@ -112,12 +109,7 @@ fn table_list(table: &str, q: &IncidentQuery) -> Result<Vec<IncidentRecord>, Cli
         let mut all = autoheal_core::ports::IncidentStore::list_incidents(&aws, q)
             .await
             .map_err(|e| CliError(format!("DynamoDB table {table}: {e}")))?;
-        all.sort_by(|a, b| {
-            a.incident
-                .detected_at
-                .cmp(&b.incident.detected_at)
-                .then_with(|| a.incident.id.cmp(&b.incident.id))
-        });
+        autoheal_core::incident::sort_by_detection(&mut all);
         Ok(all)
     })
 }

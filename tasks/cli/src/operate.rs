@@ -276,13 +276,9 @@ pub fn invoke_cmd(a: &InvokeArgs) -> Result<Output, CliError> {
         .map_err(|e| CliError(format!("cannot start the runtime: {e}")))?;
     let result = rt.block_on(async {
         let region = Region::new(&scenario).map_err(|e| CliError(e.to_string()))?;
-        let t0 = tokio::time::Instant::now();
-        let mut t = 0;
-        while t < a.at_s {
-            t = (t + 10).min(a.at_s);
-            tokio::time::sleep_until(t0 + std::time::Duration::from_secs(t)).await;
-            let _ = region.counts();
-        }
+        region
+            .advance_to(a.at_s, SimOptions::default().sample_s)
+            .await;
         Ok::<_, CliError>(
             autoheal_handlers::dispatch(
                 &region,

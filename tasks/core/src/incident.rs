@@ -194,6 +194,16 @@ pub struct IncidentRecord {
     pub updated_at: Timestamp,
 }
 
+/// Records in the order they happened: by detection time, then id.
+pub fn sort_by_detection(records: &mut [IncidentRecord]) {
+    records.sort_by(|a, b| {
+        a.incident
+            .detected_at
+            .cmp(&b.incident.detected_at)
+            .then_with(|| a.incident.id.cmp(&b.incident.id))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

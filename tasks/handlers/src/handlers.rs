@@ -190,6 +190,14 @@ pub fn lease_holder(incident: &IncidentId, execution: Option<&str>) -> IncidentI
     IncidentId::parse(format!("{incident}_{h:08x}")).unwrap_or_else(|_| incident.clone())
 }
 
+/// The incident of a lease holder ([`lease_holder`]): the holder without its execution part.
+pub fn lease_incident(holder: &IncidentId) -> &str {
+    holder
+        .as_str()
+        .split_once('_')
+        .map_or(holder.as_str(), |(incident, _)| incident)
+}
+
 /// Lease: one incident per instance, handled by one execution (`acquire` fails with
 /// `LeaseHeld`), released at the end.
 pub async fn lease(w: &impl World, cfg: &Config, v: Value) -> Result<Value, TaskError> {
@@ -222,11 +230,16 @@ struct TargetIn {
     attempt: u32,
 }
 
+/// The mark of one heal attempt in the incident's steps: `<action> #<escalation>`.
+fn attempt_key(i: &TargetIn, action: Action) -> String {
+    format!("{action} #{}", i.attempt)
+}
+
 /// The side effect of the attempt failed (an error reached us): forget the attempt, so the
 /// retry makes it. Best effort: if this write fails too, the retry skips the effect and the
 /// verification that follows finds the instance still failing.
 async fn forget_try(w: &impl World, i: &TargetIn, action: Action) {
-    let key = format!("{action} #{}", i.attempt);
+    let key = attempt_key(i, action);
     if let Ok(Some(mut r)) = w.get_incident(&i.target.incident_id).await {
         r.steps
             .retain(|s| !(s.name == "started" && s.detail == key));
@@ -239,7 +252,7 @@ async fn forget_try(w: &impl World, i: &TargetIn, action: Action) {
 /// same attempt (the first ran, but its answer was lost) finds it and does not repeat the
 /// restart, reboot or termination. `false`: this attempt's side effect was already made.
 async fn first_try(w: &impl World, i: &TargetIn, action: Action) -> Result<bool, TaskError> {
-    let key = format!("{action} #{}", i.attempt);
+    let key = attempt_key(i, action);
     let now = w.now();
     let existing = w.get_incident(&i.target.incident_id).await?;
     if existing.as_ref().is_some_and(|r| {

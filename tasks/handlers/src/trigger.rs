@@ -219,6 +219,30 @@ fn alarm(v: &Value, at: Timestamp) -> Result<Request, TaskError> {
     })
 }
 
+/// The groups autoheal is configured for: `AUTOHEAL_TARGET_GROUP_ARNS`, or else the groups
+/// carrying `AUTOHEAL_TARGET_GROUP_TAG`; `None` when neither is set.
+async fn configured_groups<W: TargetGroupCatalog>(
+    w: &W,
+    cfg: &TriggerConfig,
+) -> Result<Option<Vec<TargetGroupArn>>, TaskError> {
+    if !cfg.target_groups.is_empty() {
+        return Ok(Some(cfg.target_groups.clone()));
+    }
+    let Some((key, value)) = &cfg.tag else {
+        return Ok(None);
+    };
+    Ok(Some(
+        w.target_groups(&TargetGroupSelector::Tag {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .await?
+        .into_iter()
+        .map(|g| g.arn)
+        .collect(),
+    ))
+}
+
 /// Handles one event: starts what it asks for and says what it started, found running or
 /// ignored.
 pub async fn trigger<W>(w: &W, cfg: &TriggerConfig, event: Value) -> Result<Value, TaskError>
@@ -233,42 +257,17 @@ where
             alarm,
             at,
         } => (source, groups, alarm, at),
-        Request::Scan { at } => {
-            let groups = match &cfg.tag {
-                Some((key, value)) if cfg.target_groups.is_empty() => w
-                    .target_groups(&TargetGroupSelector::Tag {
-                        key: key.clone(),
-                        value: value.clone(),
-                    })
-                    .await?
-                    .into_iter()
-                    .map(|g| g.arn)
-                    .collect(),
-                _ => cfg.target_groups.clone(),
-            };
-            ("schedule", groups, None, at)
-        }
+        Request::Scan { at } => (
+            "schedule",
+            configured_groups(w, cfg).await?.unwrap_or_default(),
+            None,
+            at,
+        ),
     };
     // An alarm names its group in a dimension anyone who can edit the alarm controls: only the
     // groups autoheal is configured for are acted on (the others are ignored, with the reason).
     let groups = if source == "alarm" {
-        let allowed: Option<Vec<TargetGroupArn>> = if !cfg.target_groups.is_empty() {
-            Some(cfg.target_groups.clone())
-        } else if let Some((key, value)) = &cfg.tag {
-            Some(
-                w.target_groups(&TargetGroupSelector::Tag {
-                    key: key.clone(),
-                    value: value.clone(),
-                })
-                .await?
-                .into_iter()
-                .map(|g| g.arn)
-                .collect(),
-            )
-        } else {
-            None
-        };
-        match allowed {
+        match configured_groups(w, cfg).await? {
             None => groups,
             Some(allowed) => {
                 let (ok, refused): (Vec<_>, Vec<_>) =

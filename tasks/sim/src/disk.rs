@@ -136,12 +136,7 @@ impl DiskStore {
     /// Every incident, by detection time then id.
     pub fn incidents(&self) -> Result<Vec<IncidentRecord>, PortError> {
         let mut all: Vec<IncidentRecord> = self.scan_all(INCIDENTS)?;
-        all.sort_by(|a, b| {
-            a.incident
-                .detected_at
-                .cmp(&b.incident.detected_at)
-                .then_with(|| a.incident.id.cmp(&b.incident.id))
-        });
+        autoheal_core::incident::sort_by_detection(&mut all);
         Ok(all)
     }
 

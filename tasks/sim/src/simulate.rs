@@ -1204,8 +1204,7 @@ fn lost_incidents(region: &Region, records: &[IncidentRecord]) -> u32 {
         .store
         .lease_holders()
         .iter()
-        // A holder is `<incident id>_<execution>` (autoheal_handlers::lease_holder).
-        .map(|h| h.as_str().split('_').next().unwrap_or_default().to_owned())
+        .map(|h| autoheal_handlers::lease_incident(h).to_owned())
         .collect::<BTreeSet<String>>()
         .iter()
         .filter(|h| match by_id.get(h.as_str()) {
@@ -1331,15 +1330,7 @@ pub fn replay(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let region = Rc::new(Region::new(s).map_err(|e| SimError::Invalid(e.to_string()))?);
-        let t0 = tokio::time::Instant::now();
-        // Step the region through time as the simulation does, so health checks run.
-        let step = opts.sample_s.max(1);
-        let mut t = 0;
-        while t < at_s {
-            t = (t + step).min(at_s);
-            tokio::time::sleep_until(t0 + Duration::from_secs(t)).await;
-            let _ = region.counts();
-        }
+        region.advance_to(at_s, opts.sample_s).await;
         let shared = Rc::new(RefCell::new(Shared {
             events: 0,
             runs: Vec::new(),

@@ -68,7 +68,8 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
-    /// Records when a lease was released (the simulated region knows the time).
+    /// Records when a lease was released (the simulated region knows the time). A lease no
+    /// longer held keeps the end it had (its earlier release or its expiry, both before now).
     pub fn released_at(&self, i: &InstanceId, holder: &IncidentId, now: Timestamp) {
         let _ = self.with(|t| {
             if let Some(e) = t
